@@ -1,0 +1,181 @@
+"""The filesystem backend: the authoritative copy until phase 3.
+
+Writes are atomic and durable (temp file in the same folder, fsync, ``os.replace``, fsync of the
+folder), so a crash or a failed write never leaves a half-written certificate where the old one
+was, and no partial file stays behind. Every path goes through :func:`certstore.keys.resolve_under`,
+so no key reaches outside the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
+
+from certstore.backends.base import Content, ObjectInfo, SavedObject
+from certstore.errors import ObjectNotFoundError, StorageError
+from certstore.keys import normalize_key, resolve_under
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+def iter_chunks(content: Content, chunk_size: int = CHUNK):  # type: ignore[no-untyped-def]
+    """Yield ``content`` in chunks, whether it is bytes or a binary file object."""
+    if isinstance(content, bytes | bytearray | memoryview):
+        view = memoryview(content)
+        for start in range(0, len(view), chunk_size):
+            yield view[start : start + chunk_size]
+        return
+    while True:
+        chunk = content.read(chunk_size)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            raise TypeError("certificate content must be bytes, got text")
+        yield chunk
+
+
+class LocalBackend:
+    """Certificates as files under ``root``."""
+
+    name = "local"
+
+    def __init__(self, root: str | os.PathLike[str], *, base_url: str = "/media/",
+                 fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.fsync = fsync
+
+    def path(self, key: str) -> Path:
+        """The file that holds ``key`` (checked to be inside the root)."""
+        return resolve_under(self.root, key)
+
+    def save(self, key: str, content: Content, *, content_type: str | None = None,
+             sha256: str | None = None) -> SavedObject:
+        canonical = normalize_key(key)
+        target = self.path(canonical)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
+        except OSError as err:
+            raise StorageError(f"cannot write {canonical!r} under {self.root}: {err}",
+                               key=canonical, backend=self.name) from err
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in iter_chunks(content):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            os.replace(temp_name, target)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            if isinstance(err, OSError):
+                raise StorageError(f"cannot write {canonical!r} under {self.root}: {err}",
+                                   key=canonical, backend=self.name) from err
+            raise
+        if self.fsync:
+            self._fsync_dir(target.parent)
+        computed = digest.hexdigest()
+        if sha256 is not None and sha256 != computed:
+            logger.warning("saved %r: caller's sha256 %s differs from content's %s",
+                           canonical, sha256, computed)
+        return SavedObject(canonical, size, computed)
+
+    @staticmethod
+    def _fsync_dir(folder: Path) -> None:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def open(self, key: str) -> BinaryIO:
+        path = self.path(key)
+        try:
+            return path.open("rb")
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
+                                      backend=self.name) from err
+        except IsADirectoryError as err:
+            raise ObjectNotFoundError(f"{key!r} is a folder, not a certificate", key=key,
+                                      backend=self.name) from err
+        except OSError as err:
+            raise StorageError(f"cannot read {key!r}: {err}", key=key, backend=self.name) from err
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def info(self, key: str) -> ObjectInfo:
+        path = self.path(key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
+                                      backend=self.name) from err
+        return ObjectInfo(normalize_key(key), stat.st_size,
+                          datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def times(self, key: str) -> dict[str, datetime]:
+        """Modified, accessed and (where the filesystem knows it) created times."""
+        path = self.path(key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
+                                      backend=self.name) from err
+        created = getattr(stat, "st_birthtime", stat.st_ctime)
+        return {
+            "modified": datetime.fromtimestamp(stat.st_mtime, UTC),
+            "accessed": datetime.fromtimestamp(stat.st_atime, UTC),
+            "created": datetime.fromtimestamp(created, UTC),
+        }
+
+    def sha256(self, key: str) -> str:
+        """SHA-256 hex of the stored file, streamed."""
+        digest = hashlib.sha256()
+        with self.open(key) as handle:
+            for chunk in iter_chunks(handle):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def url(self, key: str, *, expires: int | None = None,
+            download_name: str | None = None) -> str:
+        return self.base_url + quote(normalize_key(key))
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StorageError(f"cannot delete {key!r}: {err}", key=key,
+                               backend=self.name) from err
+
+    def free_ratio(self) -> float | None:
+        """Free share of the volume holding the root (None when it does not exist yet)."""
+        try:
+            usage = shutil.disk_usage(self.root)
+        except OSError:
+            return None
+        return usage.free / usage.total if usage.total else None

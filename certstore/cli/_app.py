@@ -1,0 +1,76 @@
+"""The ``certstore`` command: a thin layer over the library.
+
+Each command group lives in its own module and is listed in :data:`COMMAND_MODULES`; the module
+defines ``register(group)``. Errors a user can fix print as one line naming what was wrong; a
+traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+
+from certstore import __version__
+from certstore.errors import CertstoreError, ConfigError, InvalidKeyError, ObjectNotFoundError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_INTERRUPTED = 130
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "certstore.cli._objects",
+    "certstore.cli._flags",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="certstore")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Move certificate files from a local media root to S3, safely."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None,
+                          prog_name="certstore", standalone_mode=False)
+    except click.exceptions.Exit as exit_:
+        return int(exit_.exit_code)
+    except click.ClickException as err:
+        err.show()
+        return EXIT_USAGE if isinstance(err, click.UsageError) else EXIT_FAILURE
+    except click.exceptions.Abort:
+        click.echo("certstore: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("certstore: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except (ConfigError, InvalidKeyError) as err:
+        click.echo(f"certstore: error: {err}", err=True)
+        return EXIT_USAGE
+    except ObjectNotFoundError as err:
+        click.echo(f"certstore: not found: {err}", err=True)
+        return EXIT_NOT_FOUND
+    except CertstoreError as err:
+        click.echo(f"certstore: error: {err}", err=True)
+        return EXIT_FAILURE
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
