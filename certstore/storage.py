@@ -3,14 +3,14 @@
 The flags are resolved on every operation, so an operator's flip (environment or flags file)
 takes effect on the next call. The router table (see the architecture):
 
-=========  ==========  ============  =======  ===================================  ====================
-phase      DUAL_WRITE  READ_PRIMARY  S3_ONLY  writes                               reads
-=========  ==========  ============  =======  ===================================  ====================
-0 local    off         off           off      local                                local
-1 shadow   on          off           off      local, then S3 (failure counted)     local
-2 primary  on          on            off      local, then S3                       S3, fallback local
-3 S3-only  -           -             on       S3 (failure raises)                  S3
-=========  ==========  ============  =======  ===================================  ====================
+=========  ==========  ============  =======  ================================  ==================
+phase      DUAL_WRITE  READ_PRIMARY  S3_ONLY  writes                            reads
+=========  ==========  ============  =======  ================================  ==================
+0 local    off         off           off      local                             local
+1 shadow   on          off           off      local, then S3 (failure counted)  local
+2 primary  on          on            off      local, then S3                    S3, fallback local
+3 S3-only  -           -             on       S3 (failure raises)               S3
+=========  ==========  ============  =======  ================================  ==================
 
 Nothing S3 does outside phase 3 can fail a user's request: every swallowed failure and every
 fallback is counted and logged (``METRIC: ...``), never silent. With all flags off the router

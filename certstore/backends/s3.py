@@ -48,7 +48,7 @@ def client_config(settings: Settings) -> Any:
     return Config(
         region_name=settings.region,
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=settings.max_pool_connections,
@@ -258,7 +258,7 @@ class S3Backend:
                 content.seek(start)
                 sha256 = digest.hexdigest()
             return content, end - start, sha256, None
-        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed by save()
         digest = hashlib.sha256()
         size = 0
         for chunk in iter_chunks(content):

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from certstore import config
+from certstore.config import Flags, FlagSource, Settings, parse_bool
+from certstore.errors import ConfigError
+
+
+@pytest.mark.parametrize("word", ["true", "TRUE", "1", "yes", "On", " on "])
+def test_true_words(word: str) -> None:
+    assert parse_bool("X", word) is True
+
+
+@pytest.mark.parametrize("word", ["false", "0", "no", "OFF"])
+def test_false_words(word: str) -> None:
+    assert parse_bool("X", word) is False
+
+
+@pytest.mark.parametrize("word", ["maybe", "", "2", "tru", "enabled"])
+def test_anything_else_is_an_error_naming_variable_and_value(word: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        FlagSource({"CERT_S3_DUAL_WRITE": word}).current()
+    assert info.value.variable == "CERT_S3_DUAL_WRITE"
+    assert info.value.value == word
+    assert "CERT_S3_DUAL_WRITE" in str(info.value) and repr(word) in str(info.value)
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.region == "us-east-1"
+    assert settings.max_attempts == 3
+    assert settings.key_prefix == "certificates/"
+    assert settings.url_expiry == 3600
+    assert settings.checksum_mode == "when_supported"
+    assert FlagSource({}).current() == Flags()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AWS_QUERYSTRING_EXPIRE", "-5"),
+        ("AWS_QUERYSTRING_EXPIRE", "0"),
+        ("AWS_QUERYSTRING_EXPIRE", str(7 * 24 * 3600 + 1)),
+        ("AWS_QUERYSTRING_EXPIRE", "soon"),
+        ("AWS_S3_MAX_ATTEMPTS", "0"),
+        ("AWS_S3_MAX_ATTEMPTS", "3.5"),
+        ("AWS_S3_CONNECT_TIMEOUT", "-1"),
+        ("AWS_S3_READ_TIMEOUT", "abc"),
+        ("AWS_S3_ENDPOINT_URL", "ftp://example"),
+        ("AWS_S3_ENDPOINT_URL", "127.0.0.1:9000"),
+        ("AWS_S3_CHECKSUM_MODE", "always"),
+        ("AWS_S3_KEY_PREFIX", "../up"),
+        ("AWS_S3_MAX_POOL_CONNECTIONS", "100000"),
+    ],
+)
+def test_bad_settings_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+
+
+def test_url_expiry_bounds_are_inclusive() -> None:
+    assert Settings.from_env({"AWS_QUERYSTRING_EXPIRE": "1"}).url_expiry == 1
+    assert Settings.from_env({"AWS_QUERYSTRING_EXPIRE": "604800"}).url_expiry == 604800
+
+
+def test_flags_are_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = FlagSource()
+    assert source.current().dual_write is False
+    monkeypatch.setenv("CERT_S3_DUAL_WRITE", "on")
+    assert source.current().dual_write is True
+    monkeypatch.setenv("CERT_S3_DUAL_WRITE", "off")
+    assert source.current().dual_write is False
+
+
+def _write(path: Path, text: str) -> None:
+    """Write and move the mtime forward, as an editor saving a second later would."""
+    path.write_text(text)
+    stamp = time.time() + getattr(_write, "bump", 0)
+    _write.bump = getattr(_write, "bump", 0) + 2  # type: ignore[attr-defined]
+    os.utime(path, (stamp, stamp))
+
+
+def test_flags_file_overrides_env_and_is_reread_on_change(tmp_path: Path) -> None:
+    flags_file = tmp_path / "flags.toml"
+    _write(flags_file, "CERT_S3_DUAL_WRITE = true\nread_primary = true\n")
+    env = {"CERT_S3_DUAL_WRITE": "false", "CERTSTORE_FLAGS_FILE": str(flags_file)}
+    source = FlagSource(env)
+    assert source.current() == Flags(dual_write=True, read_primary=True)
+    _write(flags_file, "[flags]\nCERT_S3_DUAL_WRITE = false\nCERT_S3_READ_PRIMARY = 'off'\n")
+    assert source.current() == Flags()
+    resolved = config.resolve(env)
+    assert resolved["CERT_S3_DUAL_WRITE"].source == config.SOURCE_FLAGS_FILE
+    assert resolved["CERT_S3_ONLY"].source == config.SOURCE_DEFAULT
+
+
+def test_json_flags_file(tmp_path: Path) -> None:
+    flags_file = tmp_path / "flags.json"
+    flags_file.write_text(json.dumps({"CERT_S3_ONLY": True}))
+    assert FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)}).current().s3_only is True
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("CERT_S3_DUAL_WRIT = true", "unknown flag 'CERT_S3_DUAL_WRIT'"),
+        ("CERT_S3_DUAL_WRITE = 'maybe'", "not a boolean"),
+        ("this is = = not toml", "neither valid TOML nor valid JSON"),
+        ("[1, 2]", "neither valid TOML nor valid JSON"),
+        ('{"flags": [1]}', "unknown flag 'flags'"),
+    ],
+)
+def test_bad_flags_files(tmp_path: Path, content: str, message: str) -> None:
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)}).current()
+    assert message in str(info.value)
+
+
+def test_unreadable_flags_file_names_the_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as info:
+        FlagSource({"CERTSTORE_FLAGS_FILE": str(missing)}).current()
+    assert info.value.variable == "CERTSTORE_FLAGS_FILE"
+    assert str(missing) in str(info.value)
+
+
+def test_describe_reports_sources_and_masks_secrets() -> None:
+    rows = {r.variable: r for r in config.describe({
+        "AWS_SECRET_ACCESS_KEY": "abcdefghijklmnop",
+        "AWS_STORAGE_BUCKET_NAME": "certs",
+    })}
+    assert rows["AWS_SECRET_ACCESS_KEY"].display == "****mnop"
+    assert "abcdefgh" not in rows["AWS_SECRET_ACCESS_KEY"].display
+    assert rows["AWS_STORAGE_BUCKET_NAME"].source == config.SOURCE_ENV
+    assert rows["AWS_S3_REGION_NAME"].source == config.SOURCE_DEFAULT
+
+
+def test_phases_and_warnings() -> None:
+    assert Flags().phase == "0 local"
+    assert Flags(dual_write=True).phase == "1 shadow"
+    assert Flags(dual_write=True, read_primary=True).phase == "2 read-primary"
+    assert Flags(s3_only=True, dual_write=True).phase == "3 s3-only"
+    assert Flags(read_primary=True).warnings()
+    assert not Flags(dual_write=True, read_primary=True).warnings()
+
+
+def test_unknown_override_is_an_error() -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env({}, bukket="x")

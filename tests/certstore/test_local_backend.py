@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from certstore.backends import LocalBackend
+from certstore.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+
+
+def test_save_open_info_delete(media_root: Path) -> None:
+    backend = LocalBackend(media_root)
+    saved = backend.save("2024/Curaçao/東京 Δ.pdf", b"%PDF-1.4 x")
+    assert saved.size == 10
+    assert backend.exists("2024/Curaçao/東京 Δ.pdf")
+    with backend.open("2024/Curaçao/東京 Δ.pdf") as handle:
+        assert handle.read() == b"%PDF-1.4 x"
+    assert backend.info("2024/Curaçao/東京 Δ.pdf").size == 10
+    assert backend.sha256("2024/Curaçao/東京 Δ.pdf") == saved.sha256
+    assert set(backend.times("2024/Curaçao/東京 Δ.pdf")) == {"modified", "accessed", "created"}
+    assert backend.url("a b.pdf") == "/media/a%20b.pdf"
+    backend.delete("2024/Curaçao/東京 Δ.pdf")
+    backend.delete("2024/Curaçao/東京 Δ.pdf")
+    assert not backend.exists("2024/Curaçao/東京 Δ.pdf")
+    with pytest.raises(ObjectNotFoundError):
+        backend.open("2024/Curaçao/東京 Δ.pdf")
+
+
+def test_streams_are_saved_in_chunks(media_root: Path) -> None:
+    backend = LocalBackend(media_root)
+    payload = os.urandom(3 * 1024 * 1024 + 7)
+    saved = backend.save("big.pdf", io.BytesIO(payload))
+    assert saved.size == len(payload)
+    assert (media_root / "big.pdf").read_bytes() == payload
+
+
+class ExplodingReader(io.RawIOBase):
+    """Delivers some bytes, then fails, like a client that disconnects mid-upload."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.calls += 1
+        if self.calls > 2:
+            raise ConnectionResetError("client went away")
+        return b"x" * 1024
+
+
+def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(media_root: Path) -> None:
+    backend = LocalBackend(media_root)
+    backend.save("a.pdf", b"old")
+    with pytest.raises(StorageError) as info:
+        backend.save("a.pdf", ExplodingReader())  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+    assert (media_root / "a.pdf").read_bytes() == b"old"
+    assert sorted(p.name for p in media_root.iterdir()) == ["a.pdf"]
+
+
+def test_unwritable_root_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    backend = LocalBackend(blocker)
+    with pytest.raises(StorageError) as info:
+        backend.save("a.pdf", b"x")
+    assert info.value.key == "a.pdf"
+    assert info.value.backend == "local"
+
+
+@pytest.mark.parametrize("key", ["../escape.pdf", "/abs.pdf", "a\\b.pdf", "a\x00.pdf"])
+def test_never_escapes_the_root(media_root: Path, key: str) -> None:
+    backend = LocalBackend(media_root)
+    with pytest.raises(InvalidKeyError):
+        backend.save(key, b"x")
+    assert not (media_root.parent / "escape.pdf").exists()
+
+
+def test_folders_are_not_certificates(media_root: Path) -> None:
+    backend = LocalBackend(media_root)
+    backend.save("a/b.pdf", b"x")
+    assert not backend.exists("a")
+    with pytest.raises(ObjectNotFoundError):
+        backend.open("a")
+
+
+def test_free_ratio(media_root: Path) -> None:
+    ratio = LocalBackend(media_root).free_ratio()
+    assert ratio is not None and 0 < ratio <= 1
+    assert LocalBackend(media_root / "missing").free_ratio() is None
