@@ -362,22 +362,38 @@ class FlagSource:
     """Resolves :class:`Flags` at call time (environment, then the flags file on top).
 
     ``env`` defaults to the live ``os.environ``; pass a mapping to pin it (tests, embedding).
+    This runs on every router operation, so it parses only when the raw values changed; the
+    flags file is re-stat'ed on every call and re-read when its mtime or size changes.
     """
+
+    _VARIABLES = (*(o.variable for o in FLAG_OPTIONS), "CERTSTORE_FLAGS_FILE")
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
+        self._last_raw: tuple[str | None, ...] | None = None
+        self._last_env_values: dict[str, bool] = {}
+        self._last_file_values: dict[str, bool] | None = None
+        self._last_flags = Flags()
 
     def current(self) -> Flags:
-        """The flags in force right now (only the flags are parsed: this runs per operation)."""
+        """The flags in force right now."""
         environ = os.environ if self._env is None else self._env
-        values: dict[str, bool] = {}
-        for flag in FLAG_OPTIONS:
-            raw = environ.get(flag.variable)
-            values[flag.variable] = flag.default if raw is None else flag.parse(flag.variable, raw)
-        flags_file = (environ.get("CERTSTORE_FLAGS_FILE") or "").strip()
+        raw = tuple([environ.get(name) for name in self._VARIABLES])
+        file_values: dict[str, bool] | None = None
+        flags_file = raw[-1].strip() if raw[-1] else ""
         if flags_file:
-            values.update(_FLAGS_FILES.read(flags_file))
-        return Flags(**{o.attribute: values[o.variable] for o in FLAG_OPTIONS})
+            file_values = _FLAGS_FILES.read(flags_file)
+        if raw == self._last_raw and file_values is self._last_file_values:
+            return self._last_flags
+        values: dict[str, bool] = {}
+        for flag, text in zip(FLAG_OPTIONS, raw, strict=False):
+            values[flag.variable] = flag.default if text is None else flag.parse(
+                flag.variable, text)
+        if file_values:
+            values.update(file_values)
+        flags = Flags(*(values[o.variable] for o in FLAG_OPTIONS))
+        self._last_raw, self._last_file_values, self._last_flags = raw, file_values, flags
+        return flags
 
     __call__ = current
 

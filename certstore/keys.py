@@ -9,12 +9,16 @@ or that S3 would refuse, is rejected here, before any backend sees it. UTF-8 nam
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from certstore.errors import InvalidKeyError
 
 #: S3's own limit on a key, in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
+
+
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def _reject(key: object, reason: str, detail: str) -> InvalidKeyError:
@@ -33,19 +37,23 @@ def normalize_key(key: str, *, max_bytes: int = MAX_KEY_BYTES) -> str:
         raise _reject(key, "type", f"expected a string, got {type(key).__name__}")
     if key == "":
         raise _reject(key, "empty", "a key cannot be empty")
-    if "\x00" in key:
-        raise _reject(key, "nul", "contains a NUL byte")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+    forbidden = _FORBIDDEN.search(key)
+    if forbidden is not None:
+        char = forbidden.group()
+        if char == "\x00":
+            raise _reject(key, "nul", "contains a NUL byte")
+        if char == "\\":
+            raise _reject(key, "backslash", "contains a backslash; use '/' between folders")
         raise _reject(key, "control", "contains a control character")
-    if "\\" in key:
-        raise _reject(key, "backslash", "contains a backslash; use '/' between folders")
     if key.startswith("/"):
         raise _reject(key, "absolute", "is an absolute path; keys are relative to the root")
     if len(key) >= 2 and key[1] == ":" and key[0].isalpha():
         raise _reject(key, "absolute", "starts with a drive letter")
     if key.endswith("/"):
         raise _reject(key, "folder", "ends with '/', which names a folder, not an object")
-    segments = [segment for segment in key.split("/") if segment not in ("", ".")]
+    segments = key.split("/")
+    if "" in segments or "." in segments:
+        segments = [segment for segment in segments if segment not in ("", ".")]
     if ".." in segments:
         raise _reject(key, "parent", "contains a '..' segment")
     if not segments:

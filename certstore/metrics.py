@@ -104,7 +104,7 @@ def _check_labels(metric: MetricSpec, labels: Mapping[str, str]) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MetricEvent:
     """One emission: a counter increment, a histogram observation or a gauge value."""
 
@@ -263,14 +263,15 @@ class Metrics:
         self, name: str, kind: Kind, value: float, labels: Mapping[str, str] | None,
         context: Mapping[str, object],
     ) -> None:
-        metric = spec(name)
+        metric = _BY_NAME.get(name) or spec(name)
         if metric.kind != kind:
             raise UnknownMetricError(f"metric {name!r} is a {metric.kind}, not a {kind}",
                                      name=name)
-        clean = {k: str(v) for k, v in (labels or {}).items()}
-        _check_labels(metric, clean)
-        event = MetricEvent(name, kind, float(value), clean, dict(context))
-        for emitter in (*self.emitters, *_listeners):
+        clean = {k: str(v) for k, v in labels.items()} if labels else {}
+        if clean or metric.labels:
+            _check_labels(metric, clean)
+        event = MetricEvent(name, kind, float(value), clean, context)
+        for emitter in (*self.emitters, *_listeners) if _listeners else self.emitters:
             try:
                 emitter.emit(event)
             except Exception:  # a broken exporter must never break a save

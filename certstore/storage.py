@@ -77,6 +77,7 @@ class CertificateStorage:
             self._flags = flags
         self.metrics = metrics if metrics is not None else default_metrics()
         self.clock = clock
+        self._free_space_checked = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, s3_client: Any = None,
@@ -123,6 +124,11 @@ class CertificateStorage:
             self.metrics.observe(histogram, self.clock() - start)
 
     def _report_free_space(self) -> None:
+        """Refresh the free-space gauge at most once a second (it is a statvfs call)."""
+        now = self.clock()
+        if now - self._free_space_checked < 1.0:
+            return
+        self._free_space_checked = now
         free_ratio = getattr(self.local, "free_ratio", None)
         if free_ratio is None:
             return
@@ -144,9 +150,13 @@ class CertificateStorage:
         saved = self._local().save(canonical, content, content_type=content_type)
         self._report_free_space()
         if flags.dual_write:
-            with self._local().open(canonical) as written:
-                self._s3_save(canonical, written, content_type, raise_errors=False,
+            if isinstance(content, bytes | bytearray | memoryview):
+                self._s3_save(canonical, content, content_type, raise_errors=False,
                               sha256=saved.sha256)
+            else:  # a stream is spent: the shadow copy is made from what was just written
+                with self._local().open(canonical) as written:
+                    self._s3_save(canonical, written, content_type, raise_errors=False,
+                                  sha256=saved.sha256)
         return canonical
 
     def _s3_save(self, key: str, content: Content, content_type: str | None, *,
@@ -263,14 +273,16 @@ class CertificateStorage:
             return self._local().url(canonical, expires=expires, download_name=download_name)
         backend = self._s3()
         self.metrics.inc("cert.s3.url", key=canonical)
+        start = self.clock()
         try:
-            with self._timed("cert.s3.url.seconds"):
-                return backend.url(canonical, expires=expires, download_name=download_name)
+            return backend.url(canonical, expires=expires, download_name=download_name)
         except S3Error as err:
             if flags.s3_only:
                 raise
             self.metrics.inc("cert.s3.url.fallback", labels={"reason": _reason(err)},
                              key=canonical, error=_code(err))
+        finally:
+            self.metrics.observe("cert.s3.url.seconds", self.clock() - start)
         return self._local().url(canonical, expires=expires, download_name=download_name)
 
     def delete(self, key: str) -> None:

@@ -31,7 +31,7 @@ from certstore.errors import (
     S3Error,
     S3ObjectNotFoundError,
 )
-from certstore.keys import join_prefix, normalize_key, normalize_prefix
+from certstore.keys import MAX_KEY_BYTES, join_prefix, normalize_key, normalize_prefix
 
 if TYPE_CHECKING:
     from certstore.metrics import Metrics
@@ -197,6 +197,13 @@ class S3Backend:
         """The full S3 key for a certificate key."""
         return join_prefix(self.prefix, key)
 
+    def _object_key(self, canonical: str) -> str:
+        """``object_key`` for a key already through ``normalize_key`` (the hot paths)."""
+        full = self.prefix + canonical
+        if len(full) * 4 > MAX_KEY_BYTES and len(full.encode("utf-8")) > MAX_KEY_BYTES:
+            return join_prefix(self.prefix, canonical)  # raises with the reason
+        return full
+
     def _call(self, operation: str, key: str | None, **params: Any) -> Any:
         method = getattr(self.client, _SNAKE[operation])
         try:
@@ -221,7 +228,7 @@ class S3Backend:
     def save(self, key: str, content: Content, *, content_type: str | None = None,
              sha256: str | None = None) -> SavedObject:
         canonical = normalize_key(key)
-        object_key = self.object_key(canonical)
+        object_key = self._object_key(canonical)
         body, size, digest, spool = self._prepare_body(content, sha256)
         try:
             params: dict[str, Any] = {
@@ -271,14 +278,14 @@ class S3Backend:
     def open(self, key: str) -> BinaryIO:
         canonical = normalize_key(key)
         response = self._call("GetObject", canonical, Bucket=self.bucket,
-                              Key=self.object_key(canonical))
+                              Key=self._object_key(canonical))
         reader = _BodyReader(response["Body"], bucket=self.bucket, key=canonical)
         return io.BufferedReader(reader, buffer_size=256 * 1024)  # type: ignore[return-value]
 
     def info(self, key: str) -> ObjectInfo:
         canonical = normalize_key(key)
         response = self._call("HeadObject", canonical, Bucket=self.bucket,
-                              Key=self.object_key(canonical))
+                              Key=self._object_key(canonical))
         modified = response.get("LastModified") or datetime.now(UTC)
         return ObjectInfo(
             canonical,
@@ -299,7 +306,7 @@ class S3Backend:
     def url(self, key: str, *, expires: int | None = None,
             download_name: str | None = None) -> str:
         canonical = normalize_key(key)
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.object_key(canonical)}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._object_key(canonical)}
         if download_name:
             params["ResponseContentDisposition"] = content_disposition(download_name)
         try:
@@ -316,7 +323,7 @@ class S3Backend:
 
     def delete(self, key: str) -> None:
         canonical = normalize_key(key)
-        self._call("DeleteObject", canonical, Bucket=self.bucket, Key=self.object_key(canonical))
+        self._call("DeleteObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical))
 
     def check_bucket(self) -> None:
         """Raise :class:`BucketNotFoundError` or :class:`EndpointUnreachableError` early."""
