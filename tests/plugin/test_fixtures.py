@@ -1,0 +1,143 @@
+"""The S3 fixtures and ``cert_storage``: real boto3 clients, per-test isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from certstore import CertificateStorage, Flags
+from pytest_certstore import S3Target
+from pytest_certstore.errors import FixtureConfigError
+
+pytest_plugins = ["pytester"]
+
+# pytester restores sys.modules after each in-process run, so whatever a run imports first is
+# re-imported -- and assertion-rewritten, ~3 s -- by the next run. Hypothesis' pytest plugin
+# imports this in every run's terminal summary: import it once, here.
+import hypothesis.internal.observability  # noqa: E402, F401
+
+
+@pytest.mark.parametrize("round_", [1, 2])
+@pytest.mark.parametrize("name", ["s3", "s3_moto", "s3_server"])
+def test_each_test_gets_an_empty_bucket_of_its_own(
+    request: pytest.FixtureRequest, name: str, round_: int
+) -> None:
+    target: S3Target = request.getfixturevalue(name)
+    assert target.keys() == []
+    listing = target.client.list_objects_v2(Bucket=target.bucket)
+    assert listing.get("KeyCount", 0) == 0
+    target.put("left-behind.txt", b"written by round %d" % round_)
+    assert target.get("left-behind.txt") == b"written by round %d" % round_
+
+
+def test_in_process_targets_have_no_endpoint(
+    s3: S3Target, s3_moto: S3Target, s3_server: S3Target
+) -> None:
+    assert (s3.kind, s3.endpoint_url, s3.in_process) == ("fake", None, True)
+    assert (s3_moto.kind, s3_moto.endpoint_url, s3_moto.in_process) == ("moto", None, True)
+    assert s3_server.kind == "server" and not s3_server.in_process
+    assert s3_server.endpoint_url is not None
+    assert s3_server.endpoint_url.startswith("http://127.0.0.1:")
+    with pytest.raises(RuntimeError, match="s3_server"):
+        s3.env()
+    env = s3_server.env()
+    assert env["AWS_S3_ENDPOINT_URL"] == s3_server.endpoint_url
+    assert env["AWS_STORAGE_BUCKET_NAME"] == s3_server.bucket
+
+
+def test_the_fake_and_moto_do_not_see_each_other(s3: S3Target, s3_moto: S3Target) -> None:
+    s3.put("only-in-fake.txt", b"fake")
+    assert not s3_moto.exists("only-in-fake.txt")
+    assert s3.fake.object_bytes(s3.bucket, "only-in-fake.txt") == b"fake"
+
+
+def test_clients_are_built_once_per_session(
+    s3_server: S3Target, s3: S3Target, request: pytest.FixtureRequest
+) -> None:
+    session = request.getfixturevalue("_certstore_server_session")
+    assert s3_server.client is session.client
+    assert s3.client is request.getfixturevalue("_certstore_fake_session").client
+
+
+def test_cert_storage_routes_by_its_flags(cert_storage, s3: S3Target) -> None:  # type: ignore[no-untyped-def]
+    shadow = cert_storage(dual_write=True)
+    assert isinstance(shadow, CertificateStorage)
+    assert shadow.flags() == Flags(dual_write=True)
+    shadow.save("a/b.pdf", b"pdf bytes")
+    assert s3.get("certificates/a/b.pdf") == b"pdf bytes"
+    local_only = cert_storage(dual_write=False)
+    local_only.save("c.pdf", b"local")
+    assert not s3.exists("certificates/c.pdf")
+    assert local_only.read("a/b.pdf") == b"pdf bytes"  # one media root per test
+
+
+def test_cert_storage_on_the_http_endpoint(cert_storage, s3_server: S3Target) -> None:  # type: ignore[no-untyped-def]
+    storage = cert_storage(dual_write=True, read_primary=True, s3="s3_server")
+    storage.save("x.pdf", b"over http")
+    assert s3_server.get("certificates/x.pdf") == b"over http"
+    assert storage.url("x.pdf").startswith(s3_server.endpoint_url)
+
+
+def test_cert_storage_rejects_an_unknown_fixture_name(cert_storage) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FixtureConfigError, match="s3_server"):
+        cert_storage(s3="s3_nope")
+
+
+def test_s3_live_is_skipped_with_how_to_enable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("S3_TESTS", raising=False)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_fixture(s3_live):
+            raise AssertionError("must not run")
+
+        @pytest.mark.s3_live
+        def test_marker():
+            raise AssertionError("must not run")
+        """
+    )
+    result = pytester.runpytest("-rs", "--strict-markers")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*S3_TESTS=1*AWS_STORAGE_BUCKET_NAME*"])
+
+
+def test_s3_live_uses_a_unique_prefix_and_cleans_it_up(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, s3_server: S3Target
+) -> None:
+    """Pointed at the loopback endpoint, the live fixture's prefix and cleanup are real."""
+    s3_server.put("outside/keep.txt", b"not the test's")
+    for name, value in s3_server.env(S3_TESTS="1").items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        prefixes = []
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_live(s3_live, n):
+            assert s3_live.kind == "live" and s3_live.prefix.startswith("pytest-certstore/")
+            assert s3_live.keys() == []
+            s3_live.put("a.txt", b"x")
+            s3_live.put("deep/b.txt", b"y")
+            prefixes.append(s3_live.prefix)
+
+        def test_prefixes_differ():
+            assert len(set(prefixes)) == 2
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+    assert s3_server.keys() == ["outside/keep.txt"]
+
+
+def test_s3_live_without_a_bucket_fails_clearly(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S3_TESTS", "1")
+    monkeypatch.delenv("AWS_STORAGE_BUCKET_NAME", raising=False)
+    pytester.makepyfile("def test_live(s3_live):\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*AWS_STORAGE_BUCKET_NAME is not set*"])
