@@ -26,6 +26,9 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES: tuple[str, ...] = (
     "certstore.cli._objects",
     "certstore.cli._flags",
+    "certstore.cli._catalog",
+    "certstore.cli._backfill",
+    "certstore.cli._verify",
 )
 
 

@@ -1,0 +1,244 @@
+"""What every transfer engine does the same way: read and hash local files, judge the proof.
+
+The rule that makes a copy trustworthy lives here once: the local bytes must hash to the
+SHA-256 the catalog recorded (else ``local_changed``, nothing is uploaded), and the server must
+say, in its own words, that it stored those bytes -- the ETag of a single-part upload is the MD5
+the server computed, the ETag of a multipart upload is the MD5 of the part MD5s plus ``-N``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import mimetypes
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from certstore._transfer_types import (
+    REASON_LOCAL_CHANGED,
+    REASON_LOCAL_MISSING,
+    VERIFIED_CHECKSUM_SHA256,
+    VERIFIED_ETAG_MD5,
+    UploadItem,
+)
+from certstore.errors import CertstoreError
+
+#: Files up to this size are read with one ``read`` and sent from memory; bigger single-part
+#: files are hashed in a first pass and streamed from disk in a second (bounded memory).
+READ_WHOLE_LIMIT = 8 * 1024 * 1024
+#: Chunk size for streaming hashes: large enough that hashlib drops the GIL.
+HASH_CHUNK = 1024 * 1024
+#: Default multipart part size (S3's minimum is 5 MiB for every part but the last).
+DEFAULT_PART_SIZE = 16 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def conditional_unsupported(code: str | None, status: int | None) -> bool:
+    """Did the server refuse ``If-None-Match: *`` on PUT itself (older S3 look-alikes)?"""
+    return code == "NotImplemented" or status == 501
+
+
+class LocalFileProblem(CertstoreError):
+    """A local file is missing, unreadable or not what the catalog recorded (internal)."""
+
+    def __init__(self, message: str, *, reason: str, path: str) -> None:
+        super().__init__(message, reason=reason, path=path)
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """A small file read whole, with both digests."""
+
+    data: bytes
+    sha256: str
+    md5: str
+
+
+def md5_hasher() -> hashlib._Hash:
+    """MD5 for ETag comparison only (not security), so FIPS builds allow it."""
+    return hashlib.md5(usedforsecurity=False)
+
+
+def content_type(key: str) -> str:
+    """The Content-Type stored with the object, guessed from the key's extension."""
+    return _type_for_extension(os.path.splitext(key)[1].lower())
+
+
+@functools.lru_cache(maxsize=256)
+def _type_for_extension(extension: str) -> str:
+    guessed, _ = mimetypes.guess_type(f"x{extension}", strict=False)
+    return guessed or "application/octet-stream"
+
+
+def b64_sha256(hex_digest: str) -> str:
+    """The base64 form S3 uses for ``x-amz-checksum-sha256``."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+def clean_etag(etag: object) -> str | None:
+    """An ETag without quotes (``None`` when absent)."""
+    text = str(etag or "").strip().strip('"').lower()
+    return text or None
+
+
+def multipart_etag(part_md5s: Sequence[bytes]) -> str:
+    """The ETag S3 gives a multipart object: MD5 of the concatenated part MD5s, ``-N``."""
+    return f"{hashlib.md5(b''.join(part_md5s), usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
+
+
+def _open_problem(item: UploadItem, err: OSError) -> LocalFileProblem:
+    if isinstance(err, FileNotFoundError | NotADirectoryError):
+        detail = f"local file {item.path} does not exist"
+    else:
+        detail = f"local file {item.path} cannot be read: {err.strerror or err}"
+    return LocalFileProblem(detail, reason=REASON_LOCAL_MISSING, path=str(item.path))
+
+
+def _changed(item: UploadItem, what: str) -> LocalFileProblem:
+    return LocalFileProblem(
+        f"local file {item.path} changed since it was catalogued: {what}",
+        reason=REASON_LOCAL_CHANGED,
+        path=str(item.path),
+    )
+
+
+def check_size(item: UploadItem, actual: int) -> None:
+    """A size different from the catalog's means the file changed: no need to hash it."""
+    if actual != item.size:
+        raise _changed(item, f"size {actual} bytes, catalog says {item.size}")
+
+
+def check_sha256(item: UploadItem, actual: str) -> None:
+    """The local bytes must be the catalogued bytes."""
+    if actual != item.sha256.lower():
+        raise _changed(item, f"sha256 {actual}, catalog says {item.sha256.lower()}")
+
+
+def local_size(item: UploadItem) -> int:
+    """The file's size now (``local_missing`` when it is gone or not a regular file)."""
+    try:
+        stat = os.stat(item.path)
+    except OSError as err:
+        raise _open_problem(item, err) from err
+    if not _is_regular(stat.st_mode):
+        raise LocalFileProblem(
+            f"local path {item.path} is not a regular file",
+            reason=REASON_LOCAL_MISSING,
+            path=str(item.path),
+        )
+    return stat.st_size
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def read_whole(item: UploadItem) -> LocalData:
+    """Read a small file in one go and check it against the catalog.
+
+    One open, one fstat, one read: the size is checked before reading (a different size is
+    ``local_changed`` without hashing) and there is no separate ``stat`` by path.
+    """
+    try:
+        fd = os.open(item.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise _open_problem(item, err) from err
+    try:
+        stat = os.fstat(fd)
+        if not _is_regular(stat.st_mode):
+            raise LocalFileProblem(
+                f"local path {item.path} is not a regular file",
+                reason=REASON_LOCAL_MISSING,
+                path=str(item.path),
+            )
+        check_size(item, stat.st_size)
+        data = os.read(fd, item.size + 1) if item.size else b""
+        while len(data) < item.size + 1:
+            more = os.read(fd, item.size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as err:
+        raise _open_problem(item, err) from err
+    finally:
+        os.close(fd)
+    check_size(item, len(data))
+    sha = hashlib.sha256(data).hexdigest()
+    check_sha256(item, sha)
+    return LocalData(data, sha, hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def hash_file(item: UploadItem) -> tuple[str, str]:
+    """Stream a file once: ``(sha256, md5)`` hex, checked against the catalog."""
+    sha, md5, size = hashlib.sha256(), md5_hasher(), 0
+    try:
+        with open(item.path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                sha.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+    except OSError as err:
+        raise _open_problem(item, err) from err
+    check_size(item, size)
+    check_sha256(item, sha.hexdigest())
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def judge_put(
+    etag: object, checksum_b64: object, *, md5_hex: str, sha256_hex: str
+) -> tuple[str | None, str]:
+    """Did the PUT response prove the server stored our bytes? ``(verified_by, problem)``.
+
+    The ETag of a single-part upload is the MD5 the server computed over what it received:
+    that is the proof when it looks like an MD5. A server-side-encrypted object (SSE-KMS) has
+    an opaque ETag; then the ``x-amz-checksum-sha256`` the server returned is the proof (AWS
+    validates it and refuses the upload with ``BadDigest`` when it does not match). An echoed
+    checksum is never preferred over the ETag: some S3 look-alikes (moto) echo what the client
+    sent without checking it.
+    """
+    tag = clean_etag(etag)
+    if tag and _PLAIN_MD5.match(tag):
+        if tag == md5_hex:
+            return VERIFIED_ETAG_MD5, ""
+        return None, f"server ETag {tag} != local MD5 {md5_hex}"
+    if checksum_b64:
+        expected = b64_sha256(sha256_hex)
+        if str(checksum_b64) == expected:
+            return VERIFIED_CHECKSUM_SHA256, ""
+        return None, f"server checksum-sha256 {checksum_b64} != local {expected}"
+    return None, f"server ETag {tag!r} is not an MD5 and no checksum was returned"
+
+
+def judge_multipart(etag: object, part_md5s: Sequence[bytes]) -> tuple[str | None, str]:
+    """The multipart ETag must be the MD5 of our part MD5s with ``-N``."""
+    expected = multipart_etag(part_md5s)
+    tag = clean_etag(etag)
+    if tag == expected:
+        return VERIFIED_ETAG_MD5, ""
+    return None, f"server multipart ETag {tag} != expected {expected}"
+
+
+def existing_matches(
+    item: UploadItem,
+    *,
+    size: int | None,
+    sha256_meta: str | None,
+    etag: object,
+    md5_hex: str | None,
+) -> bool:
+    """Is the object already in S3 the catalogued file? Size and stored SHA-256 must match,
+    and when its ETag is a plain MD5 and we know the local MD5, that must match too (metadata
+    alone would trust an object whose bytes were altered under old metadata)."""
+    if size != item.size or (sha256_meta or "").lower() != item.sha256.lower():
+        return False
+    tag = clean_etag(etag)
+    if md5_hex is not None and tag and _PLAIN_MD5.match(tag):
+        return tag == md5_hex
+    return True

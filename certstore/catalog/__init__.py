@@ -1,0 +1,39 @@
+"""The certificate catalog (SQLAlchemy Core; SQLite by default, PostgreSQL in production).
+
+See :mod:`certstore.catalog._store` for the table and keyset pagination, and
+:mod:`certstore.catalog._importer` for ``certstore catalog import``.
+"""
+
+from __future__ import annotations
+
+from certstore.catalog._importer import ImportReport, file_sha256, import_tree, tournament_rule
+from certstore.catalog._records import (
+    CatalogStats,
+    CertificateRecord,
+    Checkpoint,
+    Mark,
+    NewCertificate,
+    Selection,
+    parse_shard,
+    utcnow,
+)
+from certstore.catalog._schema import SCHEMA_VERSION, SchemaError
+from certstore.catalog._store import Catalog
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Catalog",
+    "CatalogStats",
+    "CertificateRecord",
+    "Checkpoint",
+    "ImportReport",
+    "Mark",
+    "NewCertificate",
+    "SchemaError",
+    "Selection",
+    "file_sha256",
+    "import_tree",
+    "parse_shard",
+    "tournament_rule",
+    "utcnow",
+]

@@ -1,0 +1,130 @@
+"""The catalog's tables, and the one place that creates or upgrades them.
+
+Portable SQLAlchemy Core: the same statements run on the default SQLite file and on the shared
+PostgreSQL catalog the scaled-out backfill will use. ``schema_version`` holds one row; a later
+change to the tables adds a step to :data:`MIGRATIONS` instead of editing history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from certstore.errors import CertstoreError
+
+#: Version this code writes and expects.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(1024), nullable=False, unique=True),
+    sa.Column("tournament_id", sa.BigInteger, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("migrated_to_s3_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("s3_etag", sa.String(128), nullable=True),
+    sa.Index("ix_certificates_tournament_id", "tournament_id", "id"),
+)
+
+#: One row per run key (a fingerprint of a run's filters): where that run got to.
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("run_key", sa.String(64), primary_key=True),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("filters", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+#: ``MIGRATIONS[n]`` upgrades a catalog at version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+
+
+class SchemaError(CertstoreError):
+    """The catalog database has a schema this code cannot use."""
+
+    def __init__(self, message: str, *, url: str, found: int | None) -> None:
+        super().__init__(message, url=url, found=found)
+
+
+def ensure_schema(engine: sa.Engine) -> int:
+    """Create the tables on first use, upgrade an older catalog; return the version in force.
+
+    Idempotent and safe to call from several processes: ``create_all`` only creates what is
+    missing, and the version row is inserted once.
+    """
+    url = engine.url.render_as_string(hide_password=True)
+    with engine.begin() as conn:
+        metadata.create_all(conn, checkfirst=True)
+        found = conn.execute(sa.select(schema_version.c.version)).scalar()
+        if found is None:
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            return SCHEMA_VERSION
+        if found > SCHEMA_VERSION:
+            raise SchemaError(
+                f"catalog {url} has schema version {found}; this certstore understands up to "
+                f"{SCHEMA_VERSION} (upgrade certstore)",
+                url=url,
+                found=found,
+            )
+        while found < SCHEMA_VERSION:
+            step = MIGRATIONS.get(found)
+            if step is None:
+                raise SchemaError(
+                    f"catalog {url} has schema version {found} and no migration to "
+                    f"{found + 1} exists",
+                    url=url,
+                    found=found,
+                )
+            step(conn)
+            found += 1
+            conn.execute(schema_version.update().values(version=found))
+        return int(found)
+
+
+def check_schema(engine: sa.Engine) -> int:
+    """The schema version of an existing catalog, without creating or changing anything.
+
+    For read-only uses (a dry run, ``stats``, ``validate``): a catalog that does not exist yet
+    is an error naming the URL rather than a new empty file.
+    """
+    url = engine.url.render_as_string(hide_password=True)
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(database).exists():
+            raise SchemaError(
+                f"catalog {url} does not exist (run `certstore catalog import` first)",
+                url=url,
+                found=None,
+            )
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(schema_version.name):
+            raise SchemaError(
+                f"catalog {url} has no certstore tables (run `certstore catalog import` first)",
+                url=url,
+                found=None,
+            )
+        found = conn.execute(sa.select(schema_version.c.version)).scalar()
+    if found != SCHEMA_VERSION:
+        raise SchemaError(
+            f"catalog {url} has schema version {found}; this certstore uses "
+            f"{SCHEMA_VERSION} (open it once read-write to migrate)",
+            url=url,
+            found=found,
+        )
+    return int(found)

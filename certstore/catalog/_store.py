@@ -1,0 +1,401 @@
+"""The certificate catalog: one row per certificate, and where each run of the backfill got to.
+
+Every read that walks many rows uses keyset pagination (``WHERE id > :last ORDER BY id LIMIT n``)
+on the primary key, never ``OFFSET``: the database seeks to ``:last`` through the index, so the
+next batch after row 999,000 costs what the batch after row 1,000 costs. The catalog (rows and
+checkpoints) is the only state a backfill needs, so several processes or machines can share one
+catalog as long as each works on its own id range or shard (see :class:`Selection`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from certstore.catalog._records import (
+    CatalogStats,
+    CertificateRecord,
+    Checkpoint,
+    Mark,
+    NewCertificate,
+    Selection,
+    _aware,
+    utcnow,
+)
+from certstore.catalog._schema import certificates, check_schema, checkpoints, ensure_schema
+from certstore.config import Settings
+from certstore.errors import ConfigError
+
+State = Literal["all", "pending", "migrated"]
+
+_COLUMNS = (
+    certificates.c.id,
+    certificates.c.key,
+    certificates.c.tournament_id,
+    certificates.c.size,
+    certificates.c.sha256,
+    certificates.c.created_at,
+    certificates.c.migrated_to_s3_at,
+    certificates.c.verified_at,
+    certificates.c.s3_etag,
+)
+
+
+def _state_clause(state: State) -> list[sa.ColumnElement[bool]]:
+    if state == "pending":
+        return [certificates.c.migrated_to_s3_at.is_(None)]
+    if state == "migrated":
+        return [certificates.c.migrated_to_s3_at.is_not(None)]
+    return []
+
+
+class Catalog:
+    """Certificate records in SQL (SQLite file by default, any SQLAlchemy URL otherwise).
+
+    ``create=True`` creates (or upgrades) the schema on first use; ``create=False`` opens an
+    existing catalog without changing it and raises :class:`SchemaError` when there is none.
+    """
+
+    def __init__(self, url: str | sa.Engine, *, create: bool = True) -> None:
+        if isinstance(url, sa.Engine):
+            self.engine = url
+        else:
+            kwargs: dict[str, Any] = {}
+            if url.startswith("sqlite") and sa.engine.make_url(url).database in (
+                None,
+                "",
+                ":memory:",
+            ):
+                # One shared connection, so every thread sees the same in-memory database.
+                kwargs = {
+                    "poolclass": sa.pool.StaticPool,
+                    "connect_args": {"check_same_thread": False},
+                }
+            try:
+                self.engine = sa.create_engine(url, **kwargs)
+            except (sa.exc.ArgumentError, ImportError) as err:
+                raise ConfigError(
+                    f"CERTSTORE_CATALOG_URL={url!r} is not usable: {err}",
+                    variable="CERTSTORE_CATALOG_URL",
+                    value=url,
+                ) from err
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.url = self.engine.url.render_as_string(hide_password=True)
+        self.schema_version = ensure_schema(self.engine) if create else check_schema(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Catalog:
+        """The catalog at ``CERTSTORE_CATALOG_URL``."""
+        settings = settings or Settings.from_env()
+        return cls(settings.catalog_url, create=create)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(
+        self,
+        key: str,
+        size: int,
+        sha256: str,
+        *,
+        tournament_id: int | None = None,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Insert one row; returns its id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                certificates.insert().values(
+                    key=key,
+                    size=size,
+                    sha256=sha256,
+                    tournament_id=tournament_id,
+                    created_at=created_at or utcnow(),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def add_many(self, rows: Iterable[NewCertificate]) -> int:
+        """Insert rows in one transaction (executemany); returns how many."""
+        now = utcnow()
+        values = [
+            {
+                "key": r.key,
+                "size": r.size,
+                "sha256": r.sha256,
+                "tournament_id": r.tournament_id,
+                "created_at": r.created_at or now,
+            }
+            for r in rows
+        ]
+        if not values:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(certificates.insert(), values)
+        return len(values)
+
+    def get(self, row_id: int) -> CertificateRecord | None:
+        """The row with ``row_id``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(*_COLUMNS).where(certificates.c.id == row_id)).first()
+        return CertificateRecord.from_row(row) if row else None
+
+    def find(self, key: str) -> CertificateRecord | None:
+        """The row for ``key``, or None."""
+        return self.find_many([key]).get(key)
+
+    def find_many(self, keys: Sequence[str]) -> dict[str, CertificateRecord]:
+        """Rows for ``keys`` (one query per 500 keys), by key."""
+        found: dict[str, CertificateRecord] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                stmt = sa.select(*_COLUMNS).where(certificates.c.key.in_(chunk))
+                for row in conn.execute(stmt):
+                    found[row.key] = CertificateRecord.from_row(row)
+        return found
+
+    def update_content(self, row_id: int, *, size: int, sha256: str) -> None:
+        """Record new content for a row and forget its S3 copy (it no longer matches)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                certificates.update()
+                .where(certificates.c.id == row_id)
+                .values(
+                    size=size,
+                    sha256=sha256,
+                    migrated_to_s3_at=None,
+                    verified_at=None,
+                    s3_etag=None,
+                )
+            )
+            _lower_checkpoints(conn, row_id)
+
+    def batch_statement(
+        self, after_id: int, limit: int, *, selection: Selection | None = None, state: State = "all"
+    ) -> sa.Select[Any]:
+        """The SELECT for one keyset batch (exposed so tests can inspect the SQL and plan)."""
+        selection = selection or Selection()
+        return (
+            sa.select(*_COLUMNS)
+            .where(certificates.c.id > after_id, *selection.clauses(), *_state_clause(state))
+            .order_by(certificates.c.id)
+            .limit(limit)
+        )
+
+    def next_batch(
+        self, after_id: int, limit: int, *, selection: Selection | None = None, state: State = "all"
+    ) -> list[CertificateRecord]:
+        """Up to ``limit`` rows with ``id > after_id``, in id order."""
+        stmt = self.batch_statement(after_id, limit, selection=selection, state=state)
+        with self.engine.connect() as conn:
+            return [CertificateRecord.from_row(row) for row in conn.execute(stmt)]
+
+    def iter_rows(
+        self,
+        *,
+        selection: Selection | None = None,
+        state: State = "all",
+        after_id: int = 0,
+        batch_size: int = 1000,
+    ) -> Iterator[CertificateRecord]:
+        """Every matching row in id order, one keyset batch in memory at a time."""
+        while True:
+            batch = self.next_batch(after_id, batch_size, selection=selection, state=state)
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            after_id = batch[-1].id
+
+    def iter_keys_ordered(
+        self, *, state: State = "migrated", batch_size: int = 1000
+    ) -> Iterator[CertificateRecord]:
+        """Rows in byte order of their key (S3's listing order), keyset-paginated on the key.
+
+        PostgreSQL compares with the ``C`` collation so its order matches S3's UTF-8 byte
+        order; SQLite's default BINARY collation already does.
+        """
+        key_col: sa.ColumnElement[str] = certificates.c.key
+        if self.engine.dialect.name == "postgresql":
+            key_col = sa.collate(certificates.c.key, "C")
+        last: str | None = None
+        with self.engine.connect() as conn:
+            while True:
+                stmt = sa.select(*_COLUMNS).where(*_state_clause(state))
+                if last is not None:
+                    stmt = stmt.where(key_col > last)
+                rows = conn.execute(stmt.order_by(key_col).limit(batch_size)).all()
+                for row in rows:
+                    yield CertificateRecord.from_row(row)
+                if len(rows) < batch_size:
+                    return
+                last = rows[-1].key
+
+    def count(
+        self,
+        *,
+        selection: Selection | None = None,
+        state: State = "all",
+        after_id: int = 0,
+        through_id: int | None = None,
+    ) -> int:
+        """How many rows match (``after_id < id <= through_id``)."""
+        selection = selection or Selection()
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(certificates)
+            .where(certificates.c.id > after_id, *selection.clauses(), *_state_clause(state))
+        )
+        if through_id is not None:
+            stmt = stmt.where(certificates.c.id <= through_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def max_id(self) -> int:
+        """The highest id (0 for an empty catalog)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(certificates.c.id))).scalar() or 0)
+
+    def stats(self, *, selection: Selection | None = None) -> CatalogStats:
+        """Totals for ``catalog stats`` (one aggregate query)."""
+        selection = selection or Selection()
+        migrated = certificates.c.migrated_to_s3_at.is_not(None)
+        size = certificates.c.size
+        stmt = (
+            sa.select(
+                sa.func.count(),
+                sa.func.count(certificates.c.migrated_to_s3_at),
+                sa.func.count(certificates.c.verified_at),
+                sa.func.coalesce(sa.func.sum(size), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((migrated, size), else_=0)), 0),
+            )
+            .select_from(certificates)
+            .where(*selection.clauses())
+        )
+        with self.engine.connect() as conn:
+            total, n_migrated, verified, total_bytes, migrated_bytes = conn.execute(stmt).one()
+        return CatalogStats(
+            total=int(total),
+            migrated=int(n_migrated),
+            verified=int(verified),
+            pending=int(total) - int(n_migrated),
+            total_bytes=int(total_bytes),
+            migrated_bytes=int(migrated_bytes),
+            pending_bytes=int(total_bytes) - int(migrated_bytes),
+        )
+
+    def mark_migrated(self, marks: Sequence[Mark], *, checkpoint: Checkpoint | None = None) -> None:
+        """Record verified S3 copies, and optionally a checkpoint, in one transaction."""
+        with self.engine.begin() as conn:
+            if marks:
+                stmt = (
+                    certificates.update()
+                    .where(certificates.c.id == sa.bindparam("b_id"))
+                    .values(
+                        migrated_to_s3_at=sa.bindparam("b_migrated"),
+                        verified_at=sa.bindparam("b_verified"),
+                        s3_etag=sa.bindparam("b_etag"),
+                    )
+                )
+                conn.execute(
+                    stmt,
+                    [
+                        {
+                            "b_id": m.id,
+                            "b_migrated": m.migrated_at,
+                            "b_verified": m.verified_at,
+                            "b_etag": m.etag,
+                        }
+                        for m in marks
+                    ],
+                )
+            if checkpoint is not None:
+                _write_checkpoint(conn, checkpoint)
+
+    def mark_verified(self, ids: Sequence[int], when: datetime | None = None) -> None:
+        """Set ``verified_at`` on migrated rows whose S3 copy a validation just proved."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                certificates.update()
+                .where(
+                    certificates.c.id.in_(list(ids)),
+                    certificates.c.migrated_to_s3_at.is_not(None),
+                )
+                .values(verified_at=when or utcnow())
+            )
+
+    def clear_migration(self, ids: Sequence[int]) -> None:
+        """Forget the S3 copy of rows (their copy was found missing or wrong)."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                certificates.update()
+                .where(certificates.c.id.in_(list(ids)))
+                .values(migrated_to_s3_at=None, verified_at=None, s3_etag=None)
+            )
+            _lower_checkpoints(conn, min(ids))
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Insert or update the checkpoint of ``checkpoint.run_key``."""
+        with self.engine.begin() as conn:
+            _write_checkpoint(conn, checkpoint)
+
+    def load_checkpoint(self, run_key: str) -> Checkpoint | None:
+        """The stored checkpoint of ``run_key``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(checkpoints).where(checkpoints.c.run_key == run_key)
+            ).first()
+        if row is None:
+            return None
+        return Checkpoint(
+            row.run_key, int(row.last_id), json.loads(row.filters), _aware(row.updated_at)
+        )  # type: ignore[arg-type]
+
+
+def _lower_checkpoints(conn: sa.Connection, row_id: int) -> None:
+    """A row became pending again: no checkpoint may claim it is done (resume must see it)."""
+    conn.execute(
+        checkpoints.update()
+        .where(checkpoints.c.last_id >= row_id)
+        .values(last_id=row_id - 1, updated_at=utcnow())
+    )
+
+
+def _write_checkpoint(conn: sa.Connection, checkpoint: Checkpoint) -> None:
+    """Portable upsert: UPDATE, and INSERT when no row was there."""
+    values = {
+        "last_id": checkpoint.last_id,
+        "filters": json.dumps(checkpoint.filters, sort_keys=True),
+        "updated_at": checkpoint.updated_at,
+    }
+    result = conn.execute(
+        checkpoints.update().where(checkpoints.c.run_key == checkpoint.run_key).values(**values)
+    )
+    if result.rowcount == 0:
+        conn.execute(checkpoints.insert().values(run_key=checkpoint.run_key, **values))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (stats, validate) run beside a backfill; busy_timeout waits on locks."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

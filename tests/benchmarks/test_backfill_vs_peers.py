@@ -1,0 +1,92 @@
+"""The benchmark's arithmetic and gates (no peers, no servers): a target that cannot fail
+would be a defect."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "backfill_vs_peers", ROOT / "benchmarks" / "backfill_vs_peers.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _measures(
+    bench: ModuleType, endpoint: str, walls: dict[str, float], cpus: dict[str, float]
+) -> list:
+    return [
+        bench.Measure(
+            tool, endpoint, rep, walls[tool] * (1 + rep / 100), cpus[tool], 1.0, 100, True
+        )
+        for tool in walls
+        for rep in range(3)
+    ]
+
+
+def test_dataset_has_utf8_names_and_exact_sizes(bench: ModuleType, tmp_path: Path) -> None:
+    data = bench.make_dataset(tmp_path, 30, 2)
+    assert len(data.files) == 30 and data.total_bytes == 30 * 2048
+    assert sum(1 for p in data.files if not p.name.isascii()) == 20
+    assert all(p.stat().st_size == 2048 for p in data.files)
+
+
+def test_ratios_and_targets_pass_and_fail(bench: ModuleType, tmp_path: Path) -> None:
+    data = bench.DataSet(tmp_path, [tmp_path / f"{n}" for n in range(100)], 100 * 1024)
+    fast = _measures(
+        bench,
+        "rclone",
+        {"certstore backfill": 0.1, "s5cmd cp": 0.12, "aws s3 sync": 0.5},
+        {"certstore backfill": 0.1, "s5cmd cp": 0.2, "aws s3 sync": 1.0},
+    )
+    flat = bench.ratios(bench.summarise(fast, data), ["rclone"])
+    assert flat["rclone_serve_vs_s5cmd_ratio"] == pytest.approx(1.2, rel=1e-6)
+    assert flat["rclone_serve_cpu_per_object_vs_s5cmd_ratio"] == pytest.approx(0.5)
+    goals = bench.targets(flat)
+    assert goals["target_rclone_serve_vs_s5cmd_met"] is True
+    assert goals["target_rclone_serve_cpu_vs_s5cmd_met"] is True
+    assert goals["target_rclone_serve_vs_aws_sync_met"] is True
+    assert goals["target_moto_vs_fastest_peer_met"] is None
+
+    slow = _measures(
+        bench,
+        "moto",
+        {"certstore backfill": 1.0, "s5cmd cp": 0.5, "rclone copy": 2.0},
+        {"certstore backfill": 1.0, "s5cmd cp": 0.5, "rclone copy": 1.0},
+    )
+    flat = bench.ratios(bench.summarise(slow, data), ["moto"])
+    assert flat["moto_vs_fastest_peer_ratio"] == pytest.approx(0.5)
+    assert bench.targets(flat)["target_moto_vs_fastest_peer_met"] is False
+
+
+def test_failed_runs_are_not_counted(bench: ModuleType, tmp_path: Path) -> None:
+    data = bench.DataSet(tmp_path, [tmp_path / "x"], 1024)
+    measures = [
+        bench.Measure("s5cmd cp", "moto", 0, 1.0, 1.0, 1.0, 0, False, "exit 1"),
+        bench.Measure("certstore backfill", "moto", 0, 1.0, 1.0, 1.0, 1, True),
+    ]
+    summary = bench.summarise(measures, data)
+    assert summary["moto|s5cmd cp"] == {"failed": ["exit 1"]}
+    assert "moto_vs_s5cmd_ratio" not in bench.ratios(summary, ["moto"])
+
+
+def test_arguments_are_checked(bench: ModuleType) -> None:
+    args = bench.parse_args(["--quick"])
+    assert (args.files, args.reps) == (200, 1)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--tools", "s5cmd cp,robocopy"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--files", "0"])

@@ -1,0 +1,273 @@
+"""``certstore backfill`` through the CLI (in process, real endpoint over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore._progress import LineProgress, format_eta
+from certstore.catalog import Catalog, Selection, import_tree
+from certstore.cli import main
+from certstore.resume import ResumeToken
+from pytest_certstore.moto_server import free_port
+from tests.certstore.test_backfill import s3_listing, write_dataset
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    media_root: Path,
+    moto_endpoint: str,
+    http_bucket: str,
+) -> dict[str, Any]:
+    url = f"sqlite:///{tmp_path / 'cli-catalog.db'}"
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", http_bucket)
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", url)
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(media_root))
+    files = write_dataset(media_root, 24)
+    with Catalog(url) as catalog:
+        import_tree(catalog, media_root)
+    return {"url": url, "files": files, "bucket": http_bucket}
+
+
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_real_run_refuses_without_the_flag(
+    env: dict[str, Any], http_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backfill"]) == 2
+    err = capsys.readouterr().err
+    assert "CERT_S3_BACKFILL_ENABLED" in err and "--dry-run" in err
+    assert s3_listing(http_client, env["bucket"]) == {}
+
+
+@pytest.mark.parametrize("value", ["false", "0", "off"])
+def test_flag_off_values_refuse(
+    env: dict[str, Any], value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", value)
+    assert main(["backfill"]) == 2
+
+
+def test_bad_flag_value_is_named(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "maybe")
+    assert main(["backfill"]) == 2
+    assert "CERT_S3_BACKFILL_ENABLED='maybe'" in capsys.readouterr().err
+
+
+def test_dry_run_needs_no_flag_and_writes_nothing(
+    env: dict[str, Any], http_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Catalog(env["url"]) as catalog:
+        before = list(catalog.iter_rows())
+    assert main(["backfill", "--dry-run", "--json"]) == 0
+    report = _json(capsys)
+    assert report["dry_run"] is True and report["found"] == len(env["files"])
+    assert report["would_migrate"] == len(env["files"]) and report["migrated"] == 0
+    with Catalog(env["url"]) as catalog:
+        assert list(catalog.iter_rows()) == before
+        assert catalog.load_checkpoint(Selection().fingerprint()) is None
+    assert s3_listing(http_client, env["bucket"]) == {}
+
+
+def test_dry_run_does_not_create_a_missing_catalog(
+    tmp_path: Path, media_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "never.db"
+    assert main(["backfill", "--dry-run", "--catalog", f"sqlite:///{path}"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not path.exists()
+
+
+def test_filter_options_select_rows(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Catalog(env["url"]) as catalog, catalog.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE certificates SET tournament_id = 7 WHERE id <= 6")
+    assert main(["backfill", "--dry-run", "--start-id", "3", "--end-id", "10", "--json"]) == 0
+    ranged = _json(capsys)
+    assert ranged["found"] == 8 and ranged["filters"]["start_id"] == 3
+    assert ranged["start_position"] == 2 and ranged["last_id"] == 10
+    assert main(["backfill", "--dry-run", "--tournament-id", "7", "--json"]) == 0
+    assert _json(capsys)["found"] == 6
+    assert main(["backfill", "--dry-run", "--shard", "1/4", "--json"]) == 0
+    assert _json(capsys)["found"] == len([i for i in range(1, len(env["files"]) + 1) if i % 4 == 1])
+    assert main(["backfill", "--dry-run", "--no-verify-hash", "--limit", "3", "--json"]) == 0
+    limited = _json(capsys)
+    assert limited["found"] == 3 and limited["last_id"] == 3
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    assert (
+        main(["backfill", "--verify-method", "head", "--engine", "boto3", "--limit", "4", "--json"])
+        == 0
+    )
+    assert _json(capsys)["verified_by"] == {"head": 4}
+
+
+def test_real_run_with_default_engine_then_idempotent(
+    env: dict[str, Any],
+    http_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    assert main(["backfill", "--batch-size", "5", "--workers", "4"]) == 0
+    captured = capsys.readouterr()
+    assert f"Migrated (verified): {len(env['files'])}" in captured.out
+    assert captured.out.strip().splitlines()[-1].startswith("RESUME_TOKEN ")
+    assert "BACKFILL progress" in captured.err
+    assert set(s3_listing(http_client, env["bucket"])) == set(env["files"])
+    assert main(["backfill", "--json"]) == 0
+    again = _json(capsys)
+    assert again["migrated"] == 0 and again["found"] == 0
+    assert again["skipped"]["already_migrated"] == len(env["files"])
+    assert main(["catalog", "stats", "--json"]) == 0
+    stats = _json(capsys)
+    assert stats["migrated"] == stats["verified"] == len(env["files"])
+
+
+def test_limit_resume_and_token_through_the_cli(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    total = len(env["files"])
+    assert main(["backfill", "--limit", "5", "--engine", "boto3", "--json"]) == 0
+    first = _json(capsys)
+    assert first["migrated"] == 5 and first["last_id"] == 5
+    assert main(["backfill", "--resume", "--limit", "5", "--json"]) == 0
+    second = _json(capsys)
+    assert second["started_from"] == "checkpoint" and second["start_position"] == 5
+    assert second["migrated"] == 5
+    assert (
+        main(
+            [
+                "backfill",
+                "--resume-token",
+                second["resume_token"],
+                "--limit",
+                "4",
+                "--batch-size",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    third = _json(capsys)
+    assert third["started_from"] == "token" and third["start_position"] == 10
+    assert third["migrated"] == 4
+    assert main(["backfill", "--resume", "--json"]) == 0
+    assert _json(capsys)["migrated"] == total - 14
+
+
+def test_token_problems_are_usage_errors(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    token = ResumeToken.for_selection(Selection(tournament_id=3), 2).encode()
+    assert main(["backfill", "--resume-token", token, "--tournament-id", "4"]) == 2
+    assert "tournament_id=3" in capsys.readouterr().err
+    assert main(["backfill", "--dry-run", "--resume-token", "not-a-token"]) == 2
+    assert "not a certstore resume token" in capsys.readouterr().err
+    assert main(["backfill", "--dry-run", "--resume-token", token[:-4]]) == 2
+    assert "--resume-token" in capsys.readouterr().err
+    assert main(["backfill", "--dry-run", "--resume", "--resume-token", token]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["backfill", "--dry-run", "--shard", "2/2"]) == 2
+    assert "--shard" in capsys.readouterr().err
+    # A token alone carries its filters: only tournament 3 is looked at.
+    assert main(["backfill", "--dry-run", "--resume-token", token, "--json"]) == 0
+    assert _json(capsys)["filters"]["tournament_id"] == 3
+
+
+def test_errors_exit_1_and_s3_down_is_one_line(
+    env: dict[str, Any],
+    tmp_path: Path,
+    media_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    victim = sorted(k for k in env["files"] if env["files"][k])[0]
+    media_root.joinpath(*victim.split("/")).unlink()
+    assert main(["backfill", "--engine", "boto3", "--json"]) == 1
+    report = _json(capsys)
+    assert report["errors"] == {"local_missing": 1}
+    assert report["error_details"][0]["key"] == victim
+
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_S3_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_S3_CONNECT_TIMEOUT", "0.5")
+    with Catalog(env["url"]) as catalog:
+        before = catalog.stats()
+    assert main(["backfill", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "unreachable" in err and len(err.strip().splitlines()) == 1
+    with Catalog(env["url"]) as catalog:
+        assert catalog.stats() == before
+
+
+def test_progress_lines_have_rate_and_eta() -> None:
+    now = [0.0]
+    lines: list[str] = []
+    progress = LineProgress(lines.append, interval=5.0, clock=lambda: now[0])
+    progress.start(87)
+    for _ in range(10):
+        now[0] += 0.5
+        progress.advance()
+    assert lines == ["BACKFILL progress 10/87 (11.5%) 2.0 obj/s ETA 38s"]
+    progress.close()
+    assert len(lines) == 2
+    assert format_eta(150) == "2m" and format_eta(3 * 3600 + 300) == "3h05m"
+    assert format_eta(None) == "?"
+
+
+def test_cli_subprocess_through_fault_proxy_migrates_everything(
+    s3_fault_proxy: Any, tmp_path: Path, media_root: Path
+) -> None:
+    """20 % of PUTs answered 503 by a proxy in front of the endpoint, for the real CLI in a
+    subprocess with its default engine: retries hide them and every object is migrated."""
+    import subprocess
+    import sys
+
+    files = write_dataset(media_root, 40)
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    with Catalog(url) as catalog:
+        import_tree(catalog, media_root)
+    rule = s3_fault_proxy.inject("503", "PutObject", probability=0.2)
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if not k.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_"))
+    }
+    env.update(
+        s3_fault_proxy.env(
+            CERTSTORE_CATALOG_URL=url,
+            CERTSTORE_MEDIA_ROOT=str(media_root),
+            CERT_S3_BACKFILL_ENABLED="true",
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "certstore", "backfill", "--json", "--workers", "4"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["migrated"] == len(files) and report["error_count"] == 0
+    assert s3_fault_proxy.fired(rule) >= 3
+    with Catalog(url) as catalog:
+        assert catalog.stats().verified == len(files)
+    listed = {o["Key"] for o in s3_fault_proxy.target.iter_objects()}
+    assert listed == {f"certificates/{k}" for k in files}

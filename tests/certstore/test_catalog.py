@@ -1,0 +1,318 @@
+"""The catalog: schema, import, stats, checkpoints and keyset pagination."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from certstore.catalog import (
+    SCHEMA_VERSION,
+    Catalog,
+    Checkpoint,
+    Mark,
+    NewCertificate,
+    SchemaError,
+    Selection,
+    file_sha256,
+    import_tree,
+    parse_shard,
+    tournament_rule,
+    utcnow,
+)
+from certstore.catalog._schema import schema_version
+from certstore.cli import main
+from certstore.errors import ConfigError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    with Catalog(f"sqlite:///{tmp_path / 'catalog.db'}") as cat:
+        yield cat
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "2025/11/a.pdf": b"alpha",
+        "2025/11/Curaçao.pdf": b"curacao" * 10,
+        "7/東京/Δ.pdf": b"delta",
+        "7/empty.pdf": b"",
+        "top.pdf": b"top",
+    }
+    for key, data in files.items():
+        path = root.joinpath(*key.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_schema_is_created_once_with_its_version(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    first = Catalog(url)
+    assert first.schema_version == SCHEMA_VERSION
+    first.add("a.pdf", 1, "0" * 64)
+    first.close()
+    again = Catalog(url)
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar() == 1
+    assert again.find("a.pdf") is not None
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    cat = Catalog(url)
+    with cat.engine.begin() as conn:
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 1))
+    cat.close()
+    with pytest.raises(SchemaError, match="upgrade certstore"):
+        Catalog(url)
+
+
+def test_unusable_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="CERTSTORE_CATALOG_URL"):
+        Catalog("nosuchdialect://x")
+
+
+def test_import_walks_tree_hashes_and_skips_hidden(catalog: Catalog, media_root: Path) -> None:
+    files = _tree(media_root)
+    (media_root / "2025" / ".tmp-abc.part").write_bytes(b"half written")
+    (media_root / ".hidden").mkdir()
+    (media_root / ".hidden" / "x.pdf").write_bytes(b"x")
+    report = import_tree(catalog, media_root, batch_size=2)
+    assert report.scanned == len(files)
+    assert report.added == len(files)
+    assert report.bytes_added == sum(len(v) for v in files.values())
+    for key, data in files.items():
+        row = catalog.find(key)
+        assert row is not None, key
+        assert row.size == len(data)
+        import hashlib
+
+        assert row.sha256 == hashlib.sha256(data).hexdigest()
+        assert not row.migrated
+    assert catalog.find("2025/.tmp-abc.part") is None
+    again = import_tree(catalog, media_root)
+    assert (again.added, again.unchanged, again.changed) == (0, len(files), 0)
+
+
+def test_changed_file_is_reported_not_overwritten(catalog: Catalog, media_root: Path) -> None:
+    _tree(media_root)
+    import_tree(catalog, media_root)
+    row = catalog.find("top.pdf")
+    assert row is not None
+    catalog.mark_migrated(
+        [Mark(row.id, "etag", utcnow(), utcnow())],
+        checkpoint=Checkpoint("run", row.id + 5, {}, utcnow()),
+    )
+    (media_root / "top.pdf").write_bytes(b"TOP!")
+    report = import_tree(catalog, media_root)
+    assert report.changed == 1 and report.updated == 0
+    detail = report.changed_details[0]
+    assert detail["key"] == "top.pdf" and detail["was_migrated"] is True
+    kept = catalog.find("top.pdf")
+    assert kept is not None and kept.sha256 == row.sha256 and kept.migrated
+
+    updated = import_tree(catalog, media_root, update_changed=True)
+    assert updated.updated == 1
+    new = catalog.find("top.pdf")
+    assert new is not None
+    assert new.sha256 == file_sha256(media_root / "top.pdf")[1]
+    assert not new.migrated and new.verified_at is None and new.s3_etag is None
+    checkpoint = catalog.load_checkpoint("run")
+    assert checkpoint is not None and checkpoint.last_id == row.id - 1
+
+
+def test_tournament_rules(catalog: Catalog, media_root: Path) -> None:
+    _tree(media_root)
+    import_tree(catalog, media_root, tournament_from=tournament_rule("segment:1"))
+    assert catalog.find("7/東京/Δ.pdf").tournament_id == 7  # type: ignore[union-attr]
+    assert catalog.find("2025/11/a.pdf").tournament_id == 2025  # type: ignore[union-attr]
+    assert catalog.find("top.pdf").tournament_id is None  # type: ignore[union-attr]
+    by_regex = tournament_rule(r"regex:^(\d+)/")
+    assert by_regex is not None and by_regex("12/x.pdf") == 12 and by_regex("x.pdf") is None
+    for bad in ("segment:0", "segment:x", "regex:(", "regex:abc", "column:3"):
+        with pytest.raises(ConfigError, match="--tournament-id-from"):
+            tournament_rule(bad)
+
+
+def test_stats_counts_and_bytes(catalog: Catalog) -> None:
+    ids = [catalog.add(f"k{i}.pdf", 10 * i, "a" * 64, tournament_id=i % 2) for i in range(1, 7)]
+    catalog.mark_migrated(
+        [Mark(ids[0], "e", utcnow(), utcnow()), Mark(ids[1], "e", utcnow(), None)]
+    )
+    stats = catalog.stats()
+    assert (stats.total, stats.migrated, stats.verified, stats.pending) == (6, 2, 1, 4)
+    assert stats.total_bytes == 210 and stats.migrated_bytes == 30
+    assert stats.pending_bytes == 180
+    odd = catalog.stats(selection=Selection(tournament_id=1))
+    assert (odd.total, odd.migrated) == (3, 1)
+
+
+def test_keyset_batches_cover_every_row_once(catalog: Catalog) -> None:
+    catalog.add_many(NewCertificate(f"k{i:04d}.pdf", i, "b" * 64) for i in range(1, 1001))
+    seen = [row.id for row in catalog.iter_rows(batch_size=37)]
+    assert seen == sorted(set(seen)) and len(seen) == 1000
+    high = catalog.next_batch(990, 100)
+    assert [r.id for r in high] == list(range(991, 1001))
+    assert catalog.next_batch(1000, 100) == []
+
+
+def test_selection_shards_partition_the_ids(catalog: Catalog) -> None:
+    catalog.add_many(NewCertificate(f"s{i}.pdf", 1, "c" * 64) for i in range(50))
+    shards = [
+        {r.id for r in catalog.iter_rows(selection=Selection(shard=(k, 3)))} for k in range(3)
+    ]
+    assert set().union(*shards) == set(range(1, 51))
+    assert sum(len(s) for s in shards) == 50
+    assert all(i % 3 == k for k, ids in enumerate(shards) for i in ids)
+    ranged = [r.id for r in catalog.iter_rows(selection=Selection(start_id=10, end_id=12))]
+    assert ranged == [10, 11, 12]
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "1/0"])
+def test_bad_shards_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="--shard"):
+        parse_shard(text)
+
+
+def test_batch_statement_has_no_offset(catalog: Catalog) -> None:
+    stmt = catalog.batch_statement(
+        123, 50, selection=Selection(tournament_id=4, shard=(1, 2)), state="pending"
+    )
+    sql = str(stmt.compile(dialect=postgresql.dialect()))
+    assert "OFFSET" not in sql.upper()
+    assert "certificates.id > " in sql and "ORDER BY certificates.id" in sql
+    assert "LIMIT" in sql.upper()
+
+
+def _vm_steps(db: Path, sql: str, params: tuple[int, ...]) -> int:
+    """SQLite virtual-machine instructions a query executes: a deterministic cost measure."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = sqlite3.connect(db)
+    try:
+        conn.set_progress_handler(count, 1)
+        rows = conn.execute(sql, params).fetchall()
+        assert rows
+    finally:
+        conn.close()
+    return steps
+
+
+def test_next_batch_costs_the_same_deep_in_a_large_catalog(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    with Catalog(f"sqlite:///{db}") as big:
+        with big.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)"
+                " INSERT INTO certificates (key, size, sha256, created_at)"
+                " SELECT 'k' || i, i, 'x', '2026-01-01 00:00:00' FROM n"
+            )
+        assert big.max_id() == 200_000
+        sql = str(
+            big.batch_statement(0, 100, state="pending").compile(
+                big.engine, compile_kwargs={"literal_binds": True}
+            )
+        )
+        plan = big.engine.connect().exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
+        assert any("INTEGER PRIMARY KEY" in str(row) for row in plan), plan
+        assert len(big.next_batch(199_900, 100, state="pending")) == 100
+    keyset = (
+        "SELECT id, key FROM certificates WHERE id > ? AND migrated_to_s3_at IS NULL"
+        " ORDER BY id LIMIT 100"
+    )
+    shallow = _vm_steps(db, keyset, (1_000,))
+    deep = _vm_steps(db, keyset, (199_000,))
+    assert deep < shallow * 1.5
+    # The same measure shows what OFFSET would cost: it walks every skipped row.
+    offset = "SELECT id, key FROM certificates ORDER BY id LIMIT 100 OFFSET ?"
+    assert _vm_steps(db, offset, (199_000,)) > 20 * _vm_steps(db, offset, (1_000,))
+
+
+def test_iter_keys_ordered_is_utf8_byte_order(catalog: Catalog) -> None:
+    keys = ["b.pdf", "Δ.pdf", "a/z.pdf", "東京.pdf", "Curaçao.pdf", "a.pdf"]
+    for key in keys:
+        catalog.add(key, 1, "d" * 64)
+    rows = list(catalog.iter_keys_ordered(state="all", batch_size=2))
+    assert [r.key for r in rows] == sorted(keys, key=lambda k: k.encode("utf-8"))
+
+
+def test_checkpoint_upsert_and_reload(catalog: Catalog) -> None:
+    assert catalog.load_checkpoint("x") is None
+    catalog.save_checkpoint(Checkpoint("x", 5, {"tournament_id": 1}, utcnow()))
+    catalog.save_checkpoint(Checkpoint("x", 9, {"tournament_id": 1}, utcnow()))
+    loaded = catalog.load_checkpoint("x")
+    assert loaded is not None and loaded.last_id == 9 and loaded.filters == {"tournament_id": 1}
+    catalog.add("a.pdf", 1, "e" * 64)
+    catalog.clear_migration([1])
+    lowered = catalog.load_checkpoint("x")
+    assert lowered is not None and lowered.last_id == 0
+
+
+def test_cli_import_and_stats(
+    tmp_path: Path, media_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tree(media_root)
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["catalog", "import", str(media_root), "--catalog", url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["added"] == 5 and report["changed"] == 0
+    (media_root / "top.pdf").write_bytes(b"changed")
+    assert main(["catalog", "import", str(media_root), "--catalog", url]) == 1
+    out = capsys.readouterr().out
+    assert "changed 1" in out and "top.pdf" in out
+    assert main(["catalog", "stats", "--catalog", url, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["total"] == 5 and stats["pending"] == 5 and stats["migrated"] == 0
+    assert main(["catalog", "stats", "--catalog", url]) == 0
+    assert "pending:  5" in capsys.readouterr().out
+
+
+def test_cli_import_uses_env_catalog_and_rejects_missing_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    assert main(["catalog", "import", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "catalog",
+                "import",
+                str(tmp_path),
+                "--tournament-id",
+                "1",
+                "--tournament-id-from",
+                "segment:1",
+            ]
+        )
+        == 2
+    )
+    assert os.path.exists(tmp_path / "env.db")
+
+
+def test_read_only_open_never_creates_a_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "absent.db"
+    with pytest.raises(SchemaError, match="does not exist"):
+        Catalog(f"sqlite:///{path}", create=False)
+    assert not path.exists()
+    assert main(["catalog", "stats", "--catalog", f"sqlite:///{path}"]) == 1
+    assert "catalog import" in capsys.readouterr().err
+    assert not path.exists()
+    sa.create_engine(f"sqlite:///{path}").connect().close()
+    with pytest.raises(SchemaError, match="no certstore tables"):
+        Catalog(f"sqlite:///{path}", create=False)
+    Catalog(f"sqlite:///{path}").close()
+    assert Catalog(f"sqlite:///{path}", create=False).schema_version == SCHEMA_VERSION

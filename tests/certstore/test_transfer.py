@@ -1,0 +1,468 @@
+"""The upload data path, both engines, on the moto server over HTTP.
+
+Every engine runs the same tests (``engine`` is parametrised): what a result says must match
+what is really in the bucket, read back with an independent boto3 client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore.config import Settings
+from certstore.transfer import (
+    Boto3Uploader,
+    UploadItem,
+    UploadResult,
+    make_uploader,
+    obstore_available,
+)
+
+pytestmark = pytest.mark.integration
+
+ENGINES = [
+    "boto3",
+    pytest.param(
+        "obstore",
+        marks=pytest.mark.skipif(
+            not obstore_available(), reason="obstore is not installed (the fast extra)"
+        ),
+    ),
+]
+MiB = 1024 * 1024
+
+
+def _item(root: Path, key: str, data: bytes, token: object = None) -> UploadItem:
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return UploadItem(key, path, hashlib.sha256(data).hexdigest(), len(data), token)
+
+
+@pytest.fixture
+def settings(http_settings: Settings, http_bucket: str) -> Settings:
+    return replace(http_settings, bucket=http_bucket)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def uploader(settings: Settings, engine: str) -> Iterator[Any]:
+    up = make_uploader(settings, engine=engine, workers=4)
+    yield up
+    up.close()
+
+
+def _run(up: Any, items: list[UploadItem], **kwargs: Any) -> dict[str, UploadResult]:
+    results = list(up.upload(items, **kwargs))
+    assert len(results) == len(items)
+    return {r.item.key: r for r in results}
+
+
+def _stored(client: Any, bucket: str, key: str) -> tuple[bytes, dict[str, Any]]:
+    response = client.get_object(Bucket=bucket, Key=f"certificates/{key}")
+    return response["Body"].read(), response
+
+
+def _keys(client: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_uploads_and_verifies_every_object(
+    uploader: Any, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    payloads = {
+        "2024/t1/Curaçao.pdf": b"%PDF curacao" * 100,
+        "2024/t1/東京/Δ.pdf": b"%PDF tokyo" * 50,
+        "empty.pdf": b"",
+        **{f"bulk/{n:03d}.pdf": hashlib.sha256(str(n).encode()).digest() * 40 for n in range(30)},
+    }
+    items = [
+        _item(media_root, key, data, token=n) for n, (key, data) in enumerate(payloads.items())
+    ]
+    results = _run(uploader, items)
+    for key, data in payloads.items():
+        result = results[key]
+        assert result.ok, result
+        assert result.reason is None and result.verified_by == "etag-md5"
+        assert result.etag == hashlib.md5(data).hexdigest()
+        assert result.bytes_sent == len(data) and not result.skipped_existing
+        body, response = _stored(http_client, http_bucket, key)
+        assert body == data
+        assert response["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert response["ContentType"] == "application/pdf"
+    assert {r.item.token for r in results.values()} == set(range(len(items)))
+
+
+def test_changed_local_file_is_not_uploaded(
+    uploader: Any, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    same_size = _item(media_root, "a.pdf", b"original")
+    same_size.path.write_bytes(b"tampered")
+    other_size = _item(media_root, "b.pdf", b"original")
+    other_size.path.write_bytes(b"longer than before")
+    results = _run(uploader, [same_size, other_size])
+    for key in ("a.pdf", "b.pdf"):
+        assert not results[key].ok
+        assert results[key].reason == "local_changed"
+        assert str(media_root / key) in results[key].detail
+    assert "sha256" in results["a.pdf"].detail and "size" in results["b.pdf"].detail
+    assert _keys(http_client, http_bucket) == []
+
+
+def test_missing_local_file_is_reported(
+    uploader: Any, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    item = UploadItem("gone.pdf", media_root / "gone.pdf", "0" * 64, 3)
+    folder = UploadItem("dir.pdf", media_root, "0" * 64, 3)
+    results = _run(uploader, [item, folder])
+    assert results["gone.pdf"].reason == "local_missing"
+    assert "does not exist" in results["gone.pdf"].detail
+    assert results["dir.pdf"].reason == "local_missing"
+    assert _keys(http_client, http_bucket) == []
+
+
+def test_existing_identical_object_is_skipped(
+    settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    item = _item(media_root, "x.pdf", b"certificate body")
+    with_head = make_uploader(settings, engine=engine, workers=2, existing="head")
+    for up in (make_uploader(settings, engine=engine, workers=2), with_head):
+        try:
+            first = _run(up, [item])["x.pdf"]
+            second = _run(up, [item])["x.pdf"]
+        finally:
+            up.close()
+        assert first.ok and second.ok
+        assert second.skipped_existing and second.verified_by == "existing"
+        assert second.bytes_sent == 0
+        assert second.etag == hashlib.md5(b"certificate body").hexdigest()
+        http_client.delete_object(Bucket=http_bucket, Key="certificates/x.pdf")
+
+
+def test_existing_different_object_is_overwritten(
+    uploader: Any, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    item = _item(media_root, "y.pdf", b"the real certificate")
+    http_client.put_object(
+        Bucket=http_bucket,
+        Key="certificates/y.pdf",
+        Body=b"corrupted!!!",
+        Metadata={"sha256": item.sha256},
+    )
+    result = _run(uploader, [item])["y.pdf"]
+    assert result.ok and not result.skipped_existing and result.verified_by == "etag-md5"
+    assert _stored(http_client, http_bucket, "y.pdf")[0] == b"the real certificate"
+
+
+def test_verify_head_checks_size_and_digest(uploader: Any, media_root: Path) -> None:
+    item = _item(media_root, "h.pdf", b"head me")
+    result = _run(uploader, [item], verify_method="head")["h.pdf"]
+    assert result.ok and result.verified_by == "head"
+
+
+def test_unknown_verify_method_is_rejected(uploader: Any) -> None:
+    with pytest.raises(ValueError, match="verify_method='md5'"):
+        uploader.upload([], verify_method="md5")
+
+
+def test_missing_bucket_is_an_s3_error(
+    http_settings: Settings, engine: str, media_root: Path
+) -> None:
+    item = _item(media_root, "z.pdf", b"zzz")
+    up = make_uploader(
+        replace(http_settings, bucket="no-such-bucket-here"), engine=engine, workers=2
+    )
+    try:
+        result = _run(up, [item])["z.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "s3_error"
+    assert "NoSuchBucket" in result.detail or "no-such-bucket-here" in result.detail
+
+
+def test_unreachable_endpoint_is_an_s3_error(engine: str, media_root: Path) -> None:
+    from pytest_certstore.moto_server import free_port
+
+    settings = Settings.from_env(
+        {},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        bucket="b",
+        max_attempts=2,
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    up = make_uploader(settings, engine=engine, workers=2)
+    try:
+        results = _run(up, [_item(media_root, f"u{n}.pdf", b"u") for n in range(3)])
+    finally:
+        up.close()
+    assert all(r.reason == "s3_error" and r.detail for r in results.values())
+
+
+def test_multipart_upload_is_verified(
+    settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    data = hashlib.sha256(b"seed").digest() * (11 * MiB // 32 + 7)
+    item = _item(media_root, "big/certificate.pdf", data)
+    up = make_uploader(
+        settings, engine=engine, workers=2, multipart_threshold=5 * MiB, part_size=5 * MiB
+    )
+    try:
+        result = _run(up, [item])["big/certificate.pdf"]
+    finally:
+        up.close()
+    assert result.ok, result
+    assert result.verified_by == "etag-md5" and result.etag and result.etag.endswith("-3")
+    body, response = _stored(http_client, http_bucket, "big/certificate.pdf")
+    assert body == data and response["Metadata"]["sha256"] == item.sha256
+
+
+def test_multipart_changed_file_is_aborted(
+    settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    data = b"a" * (6 * MiB)
+    item = _item(media_root, "big.pdf", data)
+    item.path.write_bytes(b"b" * (6 * MiB))
+    up = make_uploader(settings, engine=engine, workers=2, multipart_threshold=5 * MiB)
+    try:
+        result = _run(up, [item])["big.pdf"]
+    finally:
+        up.close()
+    assert result.reason == "local_changed"
+    assert _keys(http_client, http_bucket) == []
+    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+
+
+def test_verify_fails_when_server_etag_disagrees(
+    settings: Settings, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    import boto3
+
+    from certstore.backends import build_client
+
+    client = build_client(settings, session=boto3.session.Session())
+
+    def lie(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ETag"] = '"00000000000000000000000000000000"'
+
+    client.meta.events.register("after-call.s3.PutObject", lie)
+    up = make_uploader(settings, client=client, workers=2)
+    assert isinstance(up, Boto3Uploader)
+    try:
+        result = _run(up, [_item(media_root, "v.pdf", b"verify me")])["v.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "verify_failed"
+    assert "00000000000000000000000000000000" in result.detail
+
+
+def test_make_uploader_rejects_bad_arguments(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="engine='rust'"):
+        make_uploader(settings, engine="rust")
+    with pytest.raises(ValueError, match="existing='never'"):
+        make_uploader(settings, engine="boto3", existing="never")
+    with pytest.raises(ValueError, match="workers=0"):
+        make_uploader(settings, engine="boto3", workers=0)
+    with pytest.raises(ValueError, match="drop client="):
+        make_uploader(settings, engine="obstore", client=object())
+
+
+def test_auto_without_obstore_falls_back_to_boto3(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certstore.transfer as transfer
+
+    monkeypatch.setattr(transfer, "obstore_available", lambda: False)
+    up = make_uploader(settings)
+    try:
+        assert isinstance(up, Boto3Uploader)
+    finally:
+        up.close()
+    with pytest.raises(ValueError, match="needs the obstore package"):
+        make_uploader(settings, engine="obstore")
+
+
+def test_auto_engine_uses_a_given_client(settings: Settings, http_client: Any) -> None:
+    up = make_uploader(settings, client=http_client)
+    try:
+        assert isinstance(up, Boto3Uploader) and up.client is http_client
+    finally:
+        up.close()
+
+
+def test_closing_the_iterator_early_stops_new_work(
+    settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    items = [_item(media_root, f"s/{n}.pdf", b"s" * n) for n in range(1, 60)]
+    up = make_uploader(settings, engine=engine, workers=2)
+    try:
+        stream = up.upload(items)
+        first = next(stream)
+        stream.close()
+    finally:
+        up.close()
+    assert first.ok
+    assert 1 <= len(_keys(http_client, http_bucket)) < len(items)
+
+
+def test_items_are_consumed_in_the_callers_thread(uploader: Any, media_root: Path) -> None:
+    """A caller's generator may hold a database connection bound to its thread."""
+    import threading
+
+    seen: set[int] = set()
+    items = [_item(media_root, f"t/{n}.pdf", b"t" * n) for n in range(1, 40)]
+
+    def generate() -> Iterator[UploadItem]:
+        for item in items:
+            seen.add(threading.get_ident())
+            yield item
+
+    results = list(uploader.upload(generate()))
+    assert len(results) == len(items) and all(r.ok for r in results)
+    assert seen == {threading.get_ident()}
+
+
+def _proxy_settings(proxy: Any) -> Settings:
+    return Settings.from_env(
+        {},
+        endpoint_url=proxy.url,
+        bucket=proxy.bucket,
+        key_prefix="certificates/",
+        max_attempts=3,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+
+
+def test_transient_503s_are_retried_through_the_fault_proxy(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    """obstore speaks HTTP from Rust: faults reach it through the plugin's HTTP proxy."""
+    item = _item(tmp_path, "retry/me.pdf", b"retry me")
+    s3_fault_proxy.inject("SlowDown", "PutObject", times=2)
+    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1)
+    try:
+        result = _run(up, [item])["retry/me.pdf"]
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    assert s3_fault_proxy.attempts("PutObject") == 3
+    assert (
+        s3_fault_proxy.client.get_object(
+            Bucket=s3_fault_proxy.bucket, Key="certificates/retry/me.pdf"
+        )["Body"].read()
+        == b"retry me"
+    )
+
+
+def test_persistent_503s_end_in_an_s3_error(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    item = _item(tmp_path, "down.pdf", b"never stored")
+    s3_fault_proxy.inject("SlowDown", "PutObject")
+    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1)
+    try:
+        result = _run(up, [item])["down.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "s3_error"
+    assert "SlowDown" in result.detail and "503" in result.detail
+    assert s3_fault_proxy.attempts("PutObject") == 3
+    listing = s3_fault_proxy.client.list_objects_v2(Bucket=s3_fault_proxy.bucket)
+    assert listing.get("KeyCount", 0) == 0
+
+
+def test_invalid_key_is_reported_not_raised(uploader: Any, media_root: Path) -> None:
+    item = replace(_item(media_root, "ok.pdf", b"k"), key="../escape.pdf")
+    result = _run(uploader, [item])["../escape.pdf"]
+    assert result.reason == "s3_error" and "not a valid S3 key" in result.detail
+
+
+def test_obstore_engine_refuses_a_running_event_loop(settings: Settings) -> None:
+    if not obstore_available():
+        pytest.skip("obstore is not installed (the fast extra)")
+    import asyncio
+
+    up = make_uploader(settings, engine="obstore", workers=1)
+
+    async def inside() -> None:
+        with pytest.raises(RuntimeError, match="running event loop"):
+            list(up.upload([]))
+
+    try:
+        asyncio.run(inside())
+    finally:
+        up.close()
+
+
+def test_check_bucket_tells_missing_bucket_and_dead_endpoint(
+    settings: Settings, http_settings: Settings, engine: str
+) -> None:
+    from certstore.errors import BucketNotFoundError, EndpointUnreachableError
+    from pytest_certstore.moto_server import free_port
+
+    up = make_uploader(settings, engine=engine, workers=1)
+    try:
+        up.check_bucket()
+    finally:
+        up.close()
+    missing = make_uploader(replace(http_settings, bucket="no-such-bucket-x"), engine=engine)
+    dead = make_uploader(
+        replace(settings, endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1),
+        engine=engine,
+    )
+    try:
+        with pytest.raises(BucketNotFoundError, match="no-such-bucket-x"):
+            missing.check_bucket()
+        with pytest.raises(EndpointUnreachableError):
+            dead.check_bucket()
+    finally:
+        missing.close()
+        dead.close()
+
+
+def test_endpoint_without_conditional_put_falls_back_to_head(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    item = _item(tmp_path, "old/server.pdf", b"older S3 look-alike")
+    # botocore does not retry a 501; object_store retries every 5xx (3 attempts here)
+    s3_fault_proxy.inject("NotImplemented", "PutObject", times=1 if engine == "boto3" else 3)
+    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1)
+    try:
+        first = _run(up, [item])["old/server.pdf"]
+        second = _run(up, [item])["old/server.pdf"]
+    finally:
+        up.close()
+    assert first.ok and first.verified_by == "etag-md5", first
+    assert up.existing == "head"
+    assert second.ok and second.skipped_existing
+
+
+def test_docs_example_uploads_a_directory(
+    settings: Settings, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "upload_directory.py"
+    spec = importlib.util.spec_from_file_location("upload_directory_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    _item(media_root, "2024/Curaçao.pdf", b"one")
+    _item(media_root, "2024/東京.pdf", b"two")
+    results = example.upload_directory(settings, media_root, workers=2)
+    assert sorted(r.item.key for r in results if r.ok) == ["2024/Curaçao.pdf", "2024/東京.pdf"]
+    assert _stored(http_client, http_bucket, "2024/東京.pdf")[0] == b"two"

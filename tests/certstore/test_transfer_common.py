@@ -1,0 +1,91 @@
+"""The rules that decide whether a copy is proven good (no S3 needed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from certstore._transfer_common import (
+    LocalFileProblem,
+    content_type,
+    existing_matches,
+    hash_file,
+    judge_multipart,
+    judge_put,
+    multipart_etag,
+    read_whole,
+)
+from certstore.transfer import UploadItem
+
+DATA = b"certificate bytes"
+MD5 = hashlib.md5(DATA).hexdigest()
+SHA = hashlib.sha256(DATA).hexdigest()
+B64 = base64.b64encode(bytes.fromhex(SHA)).decode()
+
+
+def test_plain_etag_must_equal_the_local_md5() -> None:
+    assert judge_put(f'"{MD5}"', None, md5_hex=MD5, sha256_hex=SHA) == ("etag-md5", "")
+    verdict, problem = judge_put('"' + "0" * 32 + '"', B64, md5_hex=MD5, sha256_hex=SHA)
+    assert verdict is None and MD5 in problem
+
+
+def test_opaque_etag_falls_back_to_the_server_checksum() -> None:
+    assert judge_put('"kms-opaque-tag"', B64, md5_hex=MD5, sha256_hex=SHA) == (
+        "checksum-sha256",
+        "",
+    )
+    verdict, problem = judge_put('"kms-opaque-tag"', "AAAA", md5_hex=MD5, sha256_hex=SHA)
+    assert verdict is None and "checksum" in problem
+    verdict, problem = judge_put(None, None, md5_hex=MD5, sha256_hex=SHA)
+    assert verdict is None and "not an MD5" in problem
+
+
+def test_multipart_etag_is_md5_of_part_md5s() -> None:
+    parts = [hashlib.md5(b"a").digest(), hashlib.md5(b"b").digest()]
+    expected = hashlib.md5(parts[0] + parts[1]).hexdigest() + "-2"
+    assert multipart_etag(parts) == expected
+    assert judge_multipart(f'"{expected}"', parts)[0] == "etag-md5"
+    assert judge_multipart(f'"{expected[:-1]}3"', parts)[0] is None
+
+
+def test_existing_object_must_match_size_digest_and_md5(tmp_path: Path) -> None:
+    item = UploadItem("k.pdf", tmp_path / "k.pdf", SHA, len(DATA))
+    assert existing_matches(item, size=len(DATA), sha256_meta=SHA, etag=f'"{MD5}"', md5_hex=MD5)
+    assert not existing_matches(item, size=len(DATA) + 1, sha256_meta=SHA, etag=None, md5_hex=None)
+    assert not existing_matches(item, size=len(DATA), sha256_meta=None, etag=None, md5_hex=None)
+    # bytes altered under the old metadata: the ETag gives it away
+    assert not existing_matches(
+        item, size=len(DATA), sha256_meta=SHA, etag='"' + "1" * 32 + '"', md5_hex=MD5
+    )
+    # multipart ETag: metadata and size are all there is
+    assert existing_matches(
+        item, size=len(DATA), sha256_meta=SHA.upper(), etag='"abc-2"', md5_hex=MD5
+    )
+
+
+def test_local_reads_check_the_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "c.pdf"
+    path.write_bytes(DATA)
+    item = UploadItem("c.pdf", path, SHA, len(DATA))
+    local = read_whole(item)
+    assert (local.data, local.sha256, local.md5) == (DATA, SHA, MD5)
+    assert hash_file(item) == (SHA, MD5)
+    for wrong in (
+        UploadItem("c.pdf", path, "0" * 64, len(DATA)),
+        UploadItem("c.pdf", path, SHA, len(DATA) - 1),
+    ):
+        for read in (read_whole, hash_file):
+            with pytest.raises(LocalFileProblem) as caught:
+                read(wrong)
+            assert caught.value.reason == "local_changed"
+    with pytest.raises(LocalFileProblem) as caught:
+        read_whole(UploadItem("x", tmp_path / "missing", SHA, 1))
+    assert caught.value.reason == "local_missing"
+
+
+def test_content_type_from_the_key() -> None:
+    assert content_type("a/b/Curaçao.pdf") == "application/pdf"
+    assert content_type("no-extension") == "application/octet-stream"

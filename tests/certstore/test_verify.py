@@ -1,0 +1,265 @@
+"""The integrity validator and repair, on a real endpoint over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore.backends import S3Backend
+from certstore.backfill import Backfill, BackfillOptions
+from certstore.catalog import Catalog, import_tree
+from certstore.cli import main
+from certstore.config import Settings
+from certstore.errors import ConfigError
+from certstore.metrics import Metrics, RecordingEmitter
+from certstore.transfer import make_uploader
+from certstore.verify import (
+    check_sample_rate,
+    iter_sample,
+    repair,
+    validate,
+    validate_and_repair,
+)
+from tests.certstore.test_backfill import PREFIX, empty_bucket, write_dataset
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(http_settings: Settings, http_bucket: str) -> Settings:
+    return Settings.from_env(
+        {},
+        endpoint_url=http_settings.endpoint_url,
+        bucket=http_bucket,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def migrated(
+    settings: Settings, http_client: Any, tmp_path: Path, media_root: Path
+) -> Iterator[dict[str, Any]]:
+    """40 certificates imported and backfilled."""
+    files = write_dataset(media_root, 39)
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = Catalog(url)
+    import_tree(catalog, media_root)
+    uploader = make_uploader(settings, workers=4, engine="boto3", client=http_client)
+    summary = Backfill(catalog, media_root, uploader=uploader).run(BackfillOptions())
+    uploader.close()
+    assert summary.migrated == len(files)
+    s3 = S3Backend(http_client, settings.bucket, prefix=PREFIX)
+    yield {"catalog": catalog, "files": files, "s3": s3, "url": url, "root": media_root}
+    catalog.close()
+    empty_bucket(http_client, settings.bucket)
+
+
+def _corrupt(s3: S3Backend, key: str, data: bytes) -> bytes:
+    """Overwrite the S3 copy with other bytes of the same size, keeping its sha256 metadata
+    (the nastiest corruption: only hashing the content finds it)."""
+    bad = bytes(b ^ 0xFF for b in data) or b"x"
+    sha = hashlib.sha256(data).hexdigest()
+    s3.client.put_object(
+        Bucket=s3.bucket, Key=s3.object_key(key), Body=bad, Metadata={"sha256": sha}
+    )
+    return bad
+
+
+def _victim(files: dict[str, bytes]) -> str:
+    return sorted(k for k in files if files[k])[0]
+
+
+def test_clean_bucket_passes_and_sets_the_gauge(migrated: dict[str, Any]) -> None:
+    recorder = RecordingEmitter()
+    report = validate(
+        migrated["catalog"],
+        migrated["s3"],
+        migrated["root"],
+        sample_rate=1.0,
+        seed=1,
+        metrics=Metrics([recorder]),
+    )
+    assert report.status == "PASS"
+    assert report.total_sampled == report.population == len(migrated["files"])
+    assert report.mismatch_rate_percent == 0.0
+    assert recorder.values("cert.backfill.mismatch_rate_percent") == [0.0]
+    data = report.as_dict()
+    for field in (
+        "status",
+        "mismatch_rate_percent",
+        "total_sampled",
+        "mismatch_details",
+        "threshold_percent",
+        "seed",
+        "sample_rate",
+    ):
+        assert field in data
+    assert data["threshold_percent"] == 0.5
+
+
+def test_corrupted_upload_is_found_and_repaired(
+    settings: Settings, http_client: Any, migrated: dict[str, Any]
+) -> None:
+    catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
+    key = _victim(files)
+    bad = _corrupt(s3, key, files[key])
+    recorder = RecordingEmitter()
+    first = validate(
+        catalog, s3, migrated["root"], sample_rate=1.0, seed=3, metrics=Metrics([recorder])
+    )
+    assert first.status == "FAIL"
+    assert first.mismatches == 1
+    detail = first.as_dict()["mismatch_details"][0]
+    good_sha = hashlib.sha256(files[key]).hexdigest()
+    assert detail["key"] == key and detail["reason"] == "sha256_mismatch"
+    assert detail["local_sha256"] == good_sha == detail["catalog_sha256"]
+    assert detail["s3_sha256"] == hashlib.sha256(bad).hexdigest()
+    assert recorder.values("cert.backfill.mismatch_rate_percent") == [
+        pytest.approx(100 / len(files))
+    ]
+
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    run = validate_and_repair(
+        catalog, s3, migrated["root"], sample_rate=1.0, seed=3, uploader=uploader
+    )
+    uploader.close()
+    assert run.first.status == "FAIL" and run.second is not None
+    assert run.second.status == "PASS" and run.status == "PASS"
+    assert [r["key"] for r in run.repair.repaired] == [key]  # type: ignore[union-attr]
+    with s3.open(key) as handle:
+        assert handle.read() == files[key]
+    report = run.as_dict()
+    assert report["status"] == "PASS" and len(report["passes"]) == 2
+    assert report["passes"][0]["status"] == "FAIL"
+
+
+def test_missing_object_is_found_and_repaired(
+    settings: Settings, http_client: Any, migrated: dict[str, Any]
+) -> None:
+    catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
+    key = _victim(files)
+    s3.delete(key)
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    run = validate_and_repair(
+        catalog, s3, migrated["root"], sample_rate=1.0, seed=4, uploader=uploader
+    )
+    uploader.close()
+    assert run.first.by_reason == {"missing_in_s3": 1}
+    assert run.first.mismatch_details[0].s3_sha256 is None
+    assert run.status == "PASS"
+    assert s3.exists(key)
+
+
+def test_unrepairable_object_is_cleared_and_fails(
+    settings: Settings, http_client: Any, migrated: dict[str, Any]
+) -> None:
+    catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
+    key = _victim(files)
+    _corrupt(s3, key, files[key])
+    migrated["root"].joinpath(*key.split("/")).write_bytes(b"local copy changed too")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    run = validate_and_repair(
+        catalog, s3, migrated["root"], sample_rate=1.0, seed=5, uploader=uploader
+    )
+    uploader.close()
+    assert run.repair is not None and run.repair.failed[0]["reason"] == "local_changed"
+    assert run.status == "FAIL"
+    row = catalog.find(key)
+    assert row is not None and not row.migrated and row.verified_at is None
+    assert "could not be repaired" in run.as_dict()["note"]
+
+
+def test_repair_needs_an_overwriting_uploader(
+    settings: Settings, http_client: Any, migrated: dict[str, Any]
+) -> None:
+    uploader = make_uploader(settings, engine="boto3", client=http_client)
+    with pytest.raises(ValueError, match="existing='overwrite'"):
+        repair(migrated["catalog"], uploader, migrated["root"], [])
+    uploader.close()
+
+
+def test_threshold_decides_the_status(migrated: dict[str, Any]) -> None:
+    key = _victim(migrated["files"])
+    _corrupt(migrated["s3"], key, migrated["files"][key])
+    args = (migrated["catalog"], migrated["s3"], migrated["root"])
+    assert validate(*args, sample_rate=1.0, seed=1, threshold_percent=5.0).status == "PASS"
+    assert validate(*args, sample_rate=1.0, seed=1, threshold_percent=2.0).status == "FAIL"
+
+
+def test_sample_is_seeded_and_never_empty(tmp_path: Path) -> None:
+    with Catalog(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        assert list(iter_sample(catalog, 0.5, 1)) == []
+        from certstore.catalog import Mark, utcnow
+
+        ids = [catalog.add(f"k{i}.pdf", 1, "a" * 64) for i in range(400)]
+        catalog.mark_migrated([Mark(i, None, utcnow(), utcnow()) for i in ids])
+        first = [r.id for r in iter_sample(catalog, 0.25, seed=7)]
+        assert first == [r.id for r in iter_sample(catalog, 0.25, seed=7)]
+        assert first != [r.id for r in iter_sample(catalog, 0.25, seed=8)]
+        assert 60 < len(first) < 140
+        counter: dict[str, int] = {}
+        tiny = list(iter_sample(catalog, 1e-9, seed=7, counter=counter))
+        assert len(tiny) == 1 and counter["population"] == 400
+
+
+def test_nothing_migrated_is_a_fail(
+    tmp_path: Path, http_client: Any, http_bucket: str, media_root: Path
+) -> None:
+    with Catalog(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        catalog.add("a.pdf", 1, "a" * 64)
+        report = validate(
+            catalog,
+            S3Backend(http_client, http_bucket, prefix=PREFIX),
+            media_root,
+            sample_rate=1.0,
+            seed=1,
+        )
+    assert report.total_sampled == 0 and report.status == "FAIL"
+    assert "nothing was proven" in report.as_dict()["note"]
+
+
+@pytest.mark.parametrize("rate", [0, -0.1, 1.01, float("nan"), 2])
+def test_bad_sample_rates(rate: float) -> None:
+    with pytest.raises(ConfigError, match="--sample-rate"):
+        check_sample_rate(rate)
+
+
+def test_cli_validate_report_repair_and_gates(
+    migrated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
+    output = tmp_path / "artifacts" / "backfill_report.json"
+    assert main(["validate", "--sample-rate", "1", "--seed", "9", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["status"] == "PASS" and report["total_sampled"] == len(migrated["files"])
+    assert "PASS" in capsys.readouterr().out
+
+    key = _victim(migrated["files"])
+    _corrupt(migrated["s3"], key, migrated["files"][key])
+    assert main(["validate", "--sample-rate", "1", "--seed", "9", "--output", str(output)]) == 1
+    report = json.loads(output.read_text())
+    assert report["status"] == "FAIL" and report["mismatch_details"][0]["key"] == key
+    capsys.readouterr()
+    assert main(["validate", "--sample-rate", "1", "--repair"]) == 2
+    assert "CERT_S3_BACKFILL_ENABLED" in capsys.readouterr().err
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    assert main(["validate", "--sample-rate", "1", "--repair", "--json"]) == 0
+    repaired = json.loads(capsys.readouterr().out)
+    assert repaired["status"] == "PASS" and repaired["repair"]["repaired"] == 1
+    assert [p["status"] for p in repaired["passes"]] == ["FAIL", "PASS"]
+    assert main(["validate", "--sample-rate", "1.5"]) == 2
+    assert "--sample-rate" in capsys.readouterr().err

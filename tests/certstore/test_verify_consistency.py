@@ -1,0 +1,114 @@
+"""``check-consistency``: catalog vs bucket, on a real endpoint over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certstore.catalog import Catalog
+from certstore.cli import main
+from certstore.consistency import check_consistency
+from certstore.metrics import Metrics, RecordingEmitter
+from tests.certstore import test_verify
+
+# The same fixtures as the validator's tests: 40 certificates imported and backfilled.
+settings = test_verify.settings
+migrated = test_verify.migrated
+_corrupt = test_verify._corrupt
+_victim = test_verify._victim
+
+pytestmark = pytest.mark.integration
+
+
+def test_clean_catalog_and_bucket_agree(migrated: dict[str, Any]) -> None:
+    recorder = RecordingEmitter()
+    report = check_consistency(
+        migrated["catalog"],
+        migrated["s3"],
+        migrated["root"],
+        spot_check_rate=0.2,
+        seed=2,
+        page_size=7,
+        metrics=Metrics([recorder]),
+    )
+    count = len(migrated["files"])
+    assert report.status == "PASS"
+    assert report.catalog_migrated == report.s3_objects == report.matched == count
+    assert report.missing_count == report.orphan_count == report.unmarked_count == 0
+    assert 1 <= report.spot_checked < count and not report.spot_mismatches
+    assert recorder.values("cert.backfill.mismatch_rate_percent") == [0.0]
+    data = report.as_dict()
+    assert data["db_count"] == data["s3_count"] == count
+
+
+def test_missing_orphan_unmarked_and_size(migrated: dict[str, Any]) -> None:
+    catalog: Catalog = migrated["catalog"]
+    s3, files = migrated["s3"], migrated["files"]
+    keys = sorted(k for k in files if files[k])
+    s3.delete(keys[0])
+    s3.save("orphans/Δ-no-row.pdf", b"who am I")
+    s3.client.put_object(Bucket=s3.bucket, Key=s3.object_key(keys[1]), Body=b"short")
+    pending_id = catalog.add("later/東京.pdf", 3, "f" * 64)
+    s3.save("later/東京.pdf", b"abc")
+    report = check_consistency(
+        catalog, s3, migrated["root"], spot_check_rate=1e-6, seed=1, page_size=5
+    )
+    assert report.missing_in_s3 == [keys[0]] and report.missing_count == 1
+    assert report.orphans == ["orphans/Δ-no-row.pdf"]
+    assert report.size_mismatches == [
+        {"key": keys[1], "catalog_size": len(files[keys[1]]), "s3_size": 5}
+    ]
+    assert report.unmarked_count == 1 and catalog.get(pending_id) is not None
+    assert report.catalog_total == len(files) + 1
+    assert report.problems >= 3
+    assert report.mismatch_rate_percent == pytest.approx(
+        100 * report.problems / max(report.catalog_migrated, report.s3_objects)
+    )
+    assert report.status == "FAIL"
+
+
+def test_spot_check_finds_same_size_corruption(migrated: dict[str, Any]) -> None:
+    key = _victim(migrated["files"])
+    _corrupt(migrated["s3"], key, migrated["files"][key])
+    report = check_consistency(
+        migrated["catalog"], migrated["s3"], migrated["root"], spot_check_rate=1.0, seed=1
+    )
+    assert report.missing_count == report.size_mismatch_count == report.orphan_count == 0
+    assert [m.key for m in report.spot_mismatches] == [key]
+    assert report.status == "FAIL"
+    relaxed = check_consistency(
+        migrated["catalog"],
+        migrated["s3"],
+        migrated["root"],
+        spot_check_rate=1.0,
+        seed=1,
+        threshold_percent=10,
+    )
+    assert relaxed.status == "PASS"
+
+
+def test_cli_exit_codes_and_report(
+    migrated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    s3 = migrated["s3"]
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", s3.bucket)
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
+    output = tmp_path / "consistency.json"
+    assert main(["check-consistency", "--seed", "3", "--output", str(output)]) == 0
+    assert json.loads(output.read_text())["status"] == "PASS"
+    assert "status: PASS" in capsys.readouterr().out
+    s3.delete(_victim(migrated["files"]))
+    assert main(["check-consistency", "--seed", "3", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["missing_in_s3"]["count"] == 1 and report["status"] == "FAIL"
+    assert main(["check-consistency", "--threshold-percent", "50"]) == 0
+    assert main(["check-consistency", "--spot-check-rate", "0"]) == 2
