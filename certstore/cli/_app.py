@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "certstore.cli._catalog",
     "certstore.cli._backfill",
     "certstore.cli._verify",
+    "certstore.cli._serve",
 )
 
 

@@ -1,0 +1,343 @@
+"""Download redirect path of the web service vs the floor of its own stack.
+
+Same machine, same uvicorn settings, same Locust load (fixed users, each at a constant task
+rate): first against ``certstore serve`` in phase 2 (read-primary: each download is one S3
+HeadObject, one presign and a 302), then against a bare ASGI app that answers every request
+with a constant 302 — the floor for this stack. Rounds alternate service/floor so machine
+noise hits both. Only the first leg (``GET /certificates/[key]``, the service's answer) is
+measured (``--skip-s3-leg``): the S3 download itself is the same for both.
+
+The service, its S3 endpoint (a moto server in its own process) and Locust all share this
+machine, so the figures include their competition for its cores.
+
+Target: the service's p95 at most 1.5x the floor's p95 at the same request rate.
+
+    python benchmarks/service_throughput.py [--users 10] [--user-rps 5] [--duration 20]
+        [--rounds 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_P95_RATIO = 1.5
+BUCKET = "bench-service"
+ASGI_FLOOR_LOCATION = "http://127.0.0.1:9/floor/certificate.pdf?X-Amz-Signature=floor"
+
+
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The floor: every HTTP request gets the same 302, nothing else happens."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 302,
+            "headers": [
+                (b"location", ASGI_FLOOR_LOCATION.encode()),
+                (b"cache-control", b"no-store"),
+                (b"content-length", b"0"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+def serve_floor(port: int) -> None:
+    """Run :func:`floor_app` with the uvicorn settings ``certstore serve --no-access-log``
+    uses (one process, no access log, no server header)."""
+    import uvicorn
+
+    uvicorn.run(
+        floor_app,
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        log_level="warning",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until ``url`` answers anything over HTTP (redirects are not followed)."""
+    parsed = urllib.parse.urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=2)
+        try:
+            connection.request("GET", parsed.path or "/")
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            connection.close()
+    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def script(name: str) -> str:
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        raise RuntimeError(f"{name} is not installed next to {sys.executable}")
+    return str(path)
+
+
+def locust_round(
+    host: str, out: Path, args: argparse.Namespace, *, seed: bool, env: dict[str, str]
+) -> dict[str, float]:
+    """One fixed-load Locust run; returns the first leg's rate and percentiles."""
+    prefix = out / "locust"
+    command = [
+        script("locust"),
+        "-f",
+        str(REPO / "loadtests" / "downloads.py"),
+        "--headless",
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.users * 10),
+        "-t",
+        f"{args.duration}s",
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--user-rps",
+        str(args.user_rps),
+        "--cert-count",
+        str(args.cert_count),
+        "--cert-size-kb",
+        str(args.cert_size_kb),
+        "--skip-s3-leg",
+        "--stop-timeout",
+        "5",
+        "--only-summary",
+    ]
+    if not seed:
+        command.append("--skip-seed")
+    out.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        command, env=env, cwd=out, capture_output=True, timeout=args.duration + 120
+    )
+    (out / "locust.log").write_bytes(result.stdout + result.stderr)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(handle)}
+    row = rows.get(("GET", "/certificates/[key]"))
+    if row is None or int(row["Request Count"]) == 0:
+        tail = (result.stdout + result.stderr).decode(errors="replace")[-2000:]
+        raise RuntimeError(f"no downloads were measured (Locust exit {result.returncode}):\n{tail}")
+    return {
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "rps": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+    }
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import boto3
+
+    token = secrets.token_urlsafe(16)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_"))
+    }
+    moto_port, service_port, floor_port = free_port(), free_port(), free_port()
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_S3_ENDPOINT_URL": moto_url,
+            "AWS_STORAGE_BUCKET_NAME": BUCKET,
+            "CERT_S3_DUAL_WRITE": "true",
+            "CERT_S3_READ_PRIMARY": "true",
+            "CERTSTORE_API_TOKEN": token,
+            "CERTSTORE_MEDIA_ROOT": str(work / "media"),
+        }
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = work / "logs"
+    logs.mkdir()
+    try:
+
+        def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+            with (logs / f"{name}.log").open("wb") as out:
+                process = subprocess.Popen(
+                    command, env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT
+                )
+            processes.append(process)
+            return process
+
+        moto = start("moto", [script("moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)])
+        wait_for(f"{moto_url}/moto-api/", moto)
+        boto3.client(
+            "s3",
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        ).create_bucket(Bucket=BUCKET)
+        service = start(
+            "service",
+            [script("certstore"), "serve", "--port", str(service_port), "--no-access-log"],
+        )
+        wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
+        floor = start("floor", [sys.executable, __file__, "--serve-floor", str(floor_port)])
+        wait_for(f"http://127.0.0.1:{floor_port}/healthz", floor)
+        rounds: dict[str, list[dict[str, float]]] = {"service": [], "floor": []}
+        for n in range(args.rounds):
+            rounds["service"].append(
+                locust_round(
+                    f"http://127.0.0.1:{service_port}",
+                    work / f"service-{n}",
+                    args,
+                    seed=n == 0,
+                    env=env,
+                )
+            )
+            rounds["floor"].append(
+                locust_round(
+                    f"http://127.0.0.1:{floor_port}", work / f"floor-{n}", args, seed=False, env=env
+                )
+            )
+    finally:
+        for process in reversed(processes):
+            stop(process)
+    return rounds
+
+
+def summarise(
+    rounds: dict[str, list[dict[str, float]]], args: argparse.Namespace
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "format_version": 1,
+        "benchmark": "service_throughput",
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "shared_machine": "service, S3 endpoint (moto server) and Locust on one machine",
+        "users": args.users,
+        "user_rps": args.user_rps,
+        "offered_rps": args.users * args.user_rps,
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "cert_size_kb": args.cert_size_kb,
+        "target_p95_ratio": TARGET_P95_RATIO,
+    }
+    for side, runs in rounds.items():
+        for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
+            result[f"{side}_{field}"] = statistics.median(r[field] for r in runs)
+        result[f"{side}_requests"] = sum(int(r["requests"]) for r in runs)
+        result[f"{side}_failures"] = sum(int(r["failures"]) for r in runs)
+    floor_p95 = max(result["floor_p95_ms"], 1.0)  # Locust reports whole milliseconds
+    result["p95_ratio"] = result["service_p95_ms"] / floor_p95
+    result["p50_ratio"] = result["service_p50_ms"] / max(result["floor_p50_ms"], 1.0)
+    result["rps_ratio"] = result["service_rps"] / result["floor_rps"]
+    result["meets_target"] = (
+        result["p95_ratio"] <= TARGET_P95_RATIO and result["service_failures"] == 0
+    )
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"service_throughput: {result['machine']}")
+    print(
+        f"  {result['shared_machine']}; {result['users']} users x {result['user_rps']:g} "
+        f"tasks/s = {result['offered_rps']:g} req/s offered, {result['duration_s']} s x "
+        f"{result['rounds']} round(s) per side (median of rounds)"
+    )
+    print(f"  {'target':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'fails':>6}")
+    for side, label in (
+        ("service", "service: HEAD + presign + 302"),
+        ("floor", "floor: constant 302 (bare ASGI)"),
+    ):
+        print(
+            f"  {label:<34} {result[f'{side}_rps']:>8.1f} {result[f'{side}_p50_ms']:>8.0f} "
+            f"{result[f'{side}_p95_ms']:>8.0f} {result[f'{side}_p99_ms']:>8.0f} "
+            f"{result[f'{side}_failures']:>6}"
+        )
+    verdict = "meets" if result["meets_target"] else "MISSES"
+    print(
+        f"  p95 ratio service/floor: {result['p95_ratio']:.2f}x ({verdict} the target "
+        f"<= {TARGET_P95_RATIO}x); req/s ratio {result['rps_ratio']:.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument(
+        "--user-rps",
+        type=float,
+        default=5.0,
+        help="downloads per second per user (constant throughput)",
+    )
+    parser.add_argument("--duration", type=int, default=20, help="seconds per round and side")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cert-count", type=int, default=50)
+    parser.add_argument("--cert-size-kb", type=int, default=50)
+    parser.add_argument("--json", metavar="PATH", help="write the figures as flat JSON")
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
+        return 0
+    if (
+        min(args.users, args.duration, args.rounds, args.cert_count, args.cert_size_kb) < 1
+        or args.user_rps <= 0
+    ):
+        parser.error("every count, the duration and --user-rps must be positive")
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as scratch:
+        try:
+            rounds = measure(args, Path(scratch))
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+            print(f"service_throughput: {err}", file=sys.stderr)
+            return 1
+    result = summarise(rounds, args)
+    print_table(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
