@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "certstore.cli._catalog",
     "certstore.cli._backfill",
     "certstore.cli._verify",
+    "certstore.cli._lifecycle",
+    "certstore.cli._rehearse",
     "certstore.cli._serve",
 )
 
