@@ -1,15 +1,12 @@
-"""``python -m slo``."""
+"""``python -m slo`` and the ``slo`` console script."""
 
 from __future__ import annotations
 
 import sys
 
+from slo.cli import main
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``slo`` command."""
-    print("slo: the release gate is not built yet", file=sys.stderr)
-    return 2
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

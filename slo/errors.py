@@ -1,0 +1,66 @@
+"""One exception tree for the ``slo`` package.
+
+Every error names what was wrong — the file, the objective, the field — so that the one line the
+gate prints is enough to fix the input. All of them mean "bad input" (the gate exits 2): a missed
+objective is not an error, it is a ``FAIL`` verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SloError(Exception):
+    """Base of every error ``slo`` raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        for name, value in context.items():
+            setattr(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.context))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[SloError], message: str, context: dict[str, Any]) -> SloError:
+    error = cls.__new__(cls)
+    SloError.__init__(error, message, **context)
+    return error
+
+
+class SpecError(SloError, ValueError):
+    """The SLO spec is invalid. ``path``, ``objective`` and ``field`` say where."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        objective: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = path
+        if objective:
+            where += f": {objective}"
+        if field:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {message}", path=path, objective=objective, field=field)
+
+
+class ResultsError(SloError, ValueError):
+    """A results file is missing or could not be parsed. ``path`` and ``source`` name it."""
+
+    def __init__(self, message: str, *, path: str, source: str) -> None:
+        super().__init__(f"{source} results {path}: {message}", path=path, source=source)
+
+
+class BaselineError(SloError, ValueError):
+    """The ``--baseline`` verdict is missing, unreadable or of another format version."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"baseline {path}: {message}", path=path)

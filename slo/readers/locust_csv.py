@@ -1,0 +1,150 @@
+"""Locust's ``--csv PREFIX`` statistics table, ``PREFIX_stats.csv``.
+
+Used when no JSON was kept. The CSV holds only Locust's own pre-computed figures, so:
+
+- percentiles are Locust's (``calculate_response_time_percentile``): over the same rounded
+  buckets as the JSON (see :mod:`slo.readers.locust_json` for the error bound), at 0-based index
+  ``int(n * p)`` — one rank above nearest rank when ``n * p`` is a whole number, the same
+  otherwise;
+- rows cannot be pooled: a selector without ``request_type`` that matches several rows is
+  NO DATA (give the type, or use ``name = "Aggregated"`` for Locust's own total row);
+- Locust 2.47 rewrites the file once a second while the run goes on and does not rewrite it at
+  shutdown, so the last second of requests may be missing; the JSON is written after the stop.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from slo.errors import ResultsError
+from slo.readers._base import Measurement, NoMatch, available
+from slo.spec import Scenario
+
+SOURCE = "locust"
+METHOD = "Locust's own percentile columns (bucketed; index int(n*p)); max exact"
+_COLUMNS = {
+    "type": "Type",
+    "name": "Name",
+    "samples": "Request Count",
+    "failures": "Failure Count",
+    "p50_ms": "50%",
+    "p90_ms": "90%",
+    "p95_ms": "95%",
+    "p99_ms": "99%",
+    "max_ms": "Max Response Time",
+}
+
+
+_FIGURES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+class LocustCsvStats:
+    """Rows of a Locust ``_stats.csv``."""
+
+    source = SOURCE
+
+    def __init__(self, rows: list[dict[str, object]], *, path: str) -> None:
+        self.path = path
+        self.rows = rows
+
+    def names(self) -> list[str]:
+        """``"Type Name"`` of every row."""
+        return [f"{row['type']} {row['name']}".strip() for row in self.rows]
+
+    def measure(self, scenario: Scenario) -> Measurement | NoMatch:
+        """The figures of the one row the scenario selects."""
+        name, request_type = scenario.request_name, scenario.request_type
+        chosen = [
+            row
+            for row in self.rows
+            if row["name"] == name and (request_type is None or row["type"] == request_type)
+        ]
+        if not chosen:
+            return NoMatch(
+                f"no Locust row {scenario.selector()[len('locust ') :]} in {self.path}; "
+                + available(self.names())
+            )
+        if len(chosen) > 1:
+            types = ", ".join(sorted(str(row["type"]) for row in chosen))
+            return NoMatch(
+                f"{len(chosen)} rows named {name!r} ({types}) in {self.path}: percentiles from CSV "
+                "rows cannot be pooled; give request_type, or read Locust's JSON"
+            )
+        row = chosen[0]
+        latency = {kind: row[kind] for kind in _FIGURES if row[kind] is not None}
+        unavailable = {
+            kind: "N/A in the CSV (no timed requests)" for kind in _FIGURES if row[kind] is None
+        }
+        return Measurement(
+            samples=int(row["samples"]),  # type: ignore[call-overload]
+            failures=int(row["failures"]),  # type: ignore[call-overload]
+            latency=latency,  # type: ignore[arg-type]
+            matched=(f"{row['type']} {row['name']}".strip(),),
+            unavailable=unavailable,
+            method=METHOD,
+        )
+
+
+def read_locust_csv(path: str | Path) -> LocustCsvStats:
+    """Read a Locust ``PREFIX_stats.csv``."""
+    shown = str(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [column for column in _COLUMNS.values() if column not in header]
+            if missing:
+                raise ResultsError(
+                    f"not a Locust stats CSV: missing column(s) {', '.join(map(repr, missing))}",
+                    path=shown,
+                    source=SOURCE,
+                )
+            rows = [_parse_row(raw, line, shown) for line, raw in enumerate(reader, start=2)]
+    except FileNotFoundError:
+        raise ResultsError(
+            "no such file (a missing results file is an error, not a pass)",
+            path=shown,
+            source=SOURCE,
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"not UTF-8 text ({err.reason})", path=shown, source=SOURCE) from err
+    except csv.Error as err:
+        raise ResultsError(f"not valid CSV: {err}", path=shown, source=SOURCE) from err
+    return LocustCsvStats(rows, path=shown)
+
+
+def _parse_row(raw: dict[str, str | None], line: int, path: str) -> dict[str, object]:
+    row: dict[str, object] = {
+        "type": raw[_COLUMNS["type"]] or "",
+        "name": raw[_COLUMNS["name"]] or "",
+    }
+    for key in ("samples", "failures"):
+        text = (raw[_COLUMNS[key]] or "").strip()
+        try:
+            value = int(text)
+        except ValueError:
+            raise ResultsError(
+                f"line {line}: column {_COLUMNS[key]!r} is not a whole number: {text!r}",
+                path=path,
+                source=SOURCE,
+            ) from None
+        if value < 0:
+            raise ResultsError(
+                f"line {line}: column {_COLUMNS[key]!r} is negative", path=path, source=SOURCE
+            )
+        row[key] = value
+    for key in _FIGURES:
+        text = (raw[_COLUMNS[key]] or "").strip()
+        if text in ("N/A", ""):
+            row[key] = None
+            continue
+        try:
+            row[key] = float(text)
+        except ValueError:
+            raise ResultsError(
+                f"line {line}: column {_COLUMNS[key]!r} is not a number of ms: {text!r}",
+                path=path,
+                source=SOURCE,
+            ) from None
+    return row
