@@ -1,0 +1,1 @@
+"""Django management commands of certstore (discovered by Django through the app)."""

@@ -1,0 +1,1 @@
+"""Management commands: the backfill, the consistency check and the validator."""

@@ -1,0 +1,1 @@
+"""The app holding the ``Certificate`` model, as in the runbook (``apps.tournaments``)."""
