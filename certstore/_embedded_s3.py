@@ -1,17 +1,16 @@
 """A throwaway S3 endpoint for ``certstore serve --embedded-s3``: moto's server on loopback.
 
-This is the product's own small copy of the startup the test plugin does, so the product never
-imports the test plugin. It is for demos, local load tests and CI on a fresh machine: the data
+The server runs in a child process (:mod:`certstore._moto_process`) so it never competes with
+the service for the GIL. It is for demos, local load tests and CI on a fresh machine: the data
 lives in memory and disappears on exit, and it listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-from typing import Any
 
+from certstore._moto_process import MotoProcess, MotoProcessError
 from certstore.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -19,12 +18,6 @@ logger = logging.getLogger(__name__)
 #: Credentials the embedded endpoint accepts (it checks none); never real ones.
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded"}
 DEFAULT_BUCKET = "certstore"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedS3:
@@ -37,8 +30,8 @@ class EmbeddedS3:
     ) -> None:
         self.bucket = bucket
         self.region = region
-        self.port = port or _free_port(self.host)
-        self._server: Any = None
+        self._process = MotoProcess(self.host, port)
+        self.port = self._process.port
         self._lock = threading.Lock()
 
     @property
@@ -58,20 +51,10 @@ class EmbeddedS3:
     def start(self) -> str:
         """Start the server and create the bucket; returns :attr:`url`."""
         try:
-            from moto.server import ThreadedMotoServer
-        except ImportError as err:
-            raise ConfigError(
-                "--embedded-s3 needs the 's3-server' extra (moto[server]): "
-                "pip install 'certstore[s3-server]'",
-                variable="--embedded-s3",
-            ) from err
-        with self._lock:
-            if self._server is None:
-                logging.getLogger("werkzeug").setLevel(logging.ERROR)
-                self._server = ThreadedMotoServer(
-                    ip_address=self.host, port=self.port, verbose=False
-                )
-                self._server.start()
+            with self._lock:
+                self._process.start()
+        except MotoProcessError as err:
+            raise ConfigError(f"--embedded-s3: {err}", variable="--embedded-s3") from err
         self._create_bucket()
         logger.info("embedded S3 on %s, bucket %s", self.url, self.bucket)
         return self.url
@@ -96,9 +79,7 @@ class EmbeddedS3:
     def stop(self) -> None:
         """Stop the server (idempotent); every object it held is gone."""
         with self._lock:
-            if self._server is not None:
-                self._server.stop()
-                self._server = None
+            self._process.stop()
 
     def __enter__(self) -> EmbeddedS3:
         self.start()

@@ -212,18 +212,13 @@ def open_environment(
 
 
 def _start_server() -> tuple[Any, str]:
-    try:
-        import moto.server  # noqa: F401
+    from certstore._moto_process import MotoProcess, MotoProcessError
 
-        from pytest_certstore.moto_server import MotoServer
-    except ImportError as err:
-        raise RehearsalError(
-            "the embedded S3 endpoint needs the 's3-server' extra: "
-            "pip install 'certstore[s3-server]' (or use --real-s3 --bucket B)"
-        ) from err
-    server = MotoServer()
+    server = MotoProcess()
     try:
         url = server.start()
-    except Exception as err:
-        raise RehearsalError(f"the embedded S3 endpoint did not start: {err}") from err
+    except MotoProcessError as err:
+        raise RehearsalError(
+            f"the embedded S3 endpoint did not start: {err} (or use --real-s3 --bucket B)"
+        ) from err
     return server, url
