@@ -22,7 +22,7 @@ from certstore.storage import CertificateStorage
 from pytest_certstore.moto_server import FAKE_CREDENTIALS, MotoServer
 
 _SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-          "AWS_ENDPOINT_URL_S3")
+          "AWS_ENDPOINT_URL_S3", "RESULTS_DIR", "SLO_SPEC", "SLO_BASELINE", "SLO_BENCHMARK_JSON")
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _SCRUB:
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
-        if name.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_")):
+        if name.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_", "LOADTEST_")):
             monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(name, value)

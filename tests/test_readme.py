@@ -53,5 +53,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = block_after("<!-- test-suite -->").strip()
     assert command.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install")
     test_command = command.split("&&")[-1].strip()
+    assert test_command == "bash ci/release-gate.sh"
     ci_script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_command in ci_script
+    gate = (ROOT / "ci" / "release-gate.sh").read_text(encoding="utf-8")
+    assert "-m pytest -n" in gate and "-m slo" in gate

@@ -27,7 +27,8 @@ def run_script(
     environment = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_"))
+        if not k.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_", "LOADTEST_"))
+        and k != "RESULTS_DIR"  # the release gate exports it; these runs must not see it
     }
     environment.update(env or {})
     return subprocess.run(
