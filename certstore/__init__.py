@@ -29,12 +29,50 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
+#: Engine names exported lazily: importing ``certstore`` (every CLI start, every Django
+#: process) must not pay for SQLAlchemy or the upload engines until they are used.
+_LAZY = {
+    "Backfill": "certstore.backfill",
+    "BackfillOptions": "certstore.backfill",
+    "BackfillSummary": "certstore.backfill",
+    "Catalog": "certstore.catalog",
+    "CertificateRecord": "certstore.catalog",
+    "ConsistencyReport": "certstore.consistency",
+    "ResumeToken": "certstore.resume",
+    "Selection": "certstore.catalog",
+    "UploadItem": "certstore.transfer",
+    "UploadResult": "certstore.transfer",
+    "Uploader": "certstore.transfer",
+    "ValidationReport": "certstore.verify",
+    "check_consistency": "certstore.consistency",
+    "make_uploader": "certstore.transfer",
+    "validate": "certstore.verify",
+    "validate_and_repair": "certstore.verify",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'certstore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 __all__ = [
     "CATALOG",
+    "Backfill",
+    "BackfillOptions",
+    "BackfillSummary",
     "BucketNotFoundError",
+    "Catalog",
+    "CertificateRecord",
     "CertificateStorage",
     "CertstoreError",
     "ConfigError",
+    "ConsistencyReport",
     "EndpointUnreachableError",
     "FlagSource",
     "Flags",
@@ -44,13 +82,23 @@ __all__ = [
     "Metrics",
     "ObjectInfo",
     "ObjectNotFoundError",
+    "ResumeToken",
     "S3Backend",
     "S3Error",
     "S3ObjectNotFoundError",
     "SavedObject",
+    "Selection",
     "Settings",
     "StorageBackend",
     "StorageError",
+    "UploadItem",
+    "UploadResult",
+    "Uploader",
+    "ValidationReport",
     "__version__",
+    "check_consistency",
+    "make_uploader",
     "normalize_key",
+    "validate",
+    "validate_and_repair",
 ]
