@@ -1,11 +1,21 @@
 """Download redirect path of the web service vs the floor of its own stack.
 
 Same machine, same uvicorn settings, same Locust load (fixed users, each at a constant task
-rate): first against ``certstore serve`` in phase 2 (read-primary: each download is one S3
-HeadObject, one presign and a 302), then against a bare ASGI app that answers every request
-with a constant 302 — the floor for this stack. Rounds alternate service/floor so machine
-noise hits both. Only the first leg (``GET /certificates/[key]``, the service's answer) is
-measured (``--skip-s3-leg``): the S3 download itself is the same for both.
+rate), against three targets:
+
+- ``service``: ``certstore serve`` in phase 2 (read-primary) with its exists cache at the
+  configured TTL (``CERTSTORE_WEB_EXISTS_TTL``, default 5 s; ``--exists-ttl`` to try
+  another): a download is one presign and a 302, plus one S3 HeadObject when the key was not
+  confirmed within the TTL;
+- ``service_no_cache``: the same service with ``--exists-ttl 0``: every download HEADs;
+- ``floor``: a bare ASGI app that answers every request with a constant 302, the floor for
+  this stack.
+
+Rounds alternate service/service_no_cache/floor so machine noise hits all three. Only the
+first leg (``GET /certificates/[key]``, the service's answer) is measured (``--skip-s3-leg``):
+the S3 download itself is the same for all. Both services share one S3 endpoint and media
+root; after the rounds each service's ``/metrics`` gives the fraction of downloads that made a
+HeadObject (``cert.s3.read`` over ``cert.s3.url``).
 
 The service, its S3 endpoint (a moto server in its own process) and Locust all share this
 machine, so the figures include their competition for its cores.
@@ -13,7 +23,7 @@ machine, so the figures include their competition for its cores.
 Target: the service's p95 at most 1.5x the floor's p95 at the same request rate.
 
     python benchmarks/service_throughput.py [--users 10] [--user-rps 5] [--duration 20]
-        [--rounds 2] [--json PATH]
+        [--rounds 2] [--exists-ttl SECONDS] [--json PATH]
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 TARGET_P95_RATIO = 1.5
 BUCKET = "bench-service"
 ASGI_FLOOR_LOCATION = "http://127.0.0.1:9/floor/certificate.pdf?X-Amz-Signature=floor"
+#: The measured targets, in round order.
+SIDES = ("service", "service_no_cache", "floor")
 
 
 async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -172,6 +184,27 @@ def locust_round(
     }
 
 
+def metric_total(exposition: str, name: str) -> float:
+    """The sum of every sample of the Prometheus counter ``name`` (all label sets)."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def head_fraction(port: int) -> float | None:
+    """HeadObjects per presigned redirect the service at ``port`` has made so far."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    urls = metric_total(text, "cert_s3_url_total")
+    return metric_total(text, "cert_s3_read_total") / urls if urls else None
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import boto3
 
@@ -181,7 +214,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for k, v in os.environ.items()
         if not k.startswith(("CERT_S3_", "CERTSTORE_", "AWS_S3_", "AWS_STORAGE_"))
     }
-    moto_port, service_port, floor_port = free_port(), free_port(), free_port()
+    moto_port, floor_port = free_port(), free_port()
+    ports = {"service": free_port(), "service_no_cache": free_port(), "floor": floor_port}
     moto_url = f"http://127.0.0.1:{moto_port}"
     env.update(
         {
@@ -217,38 +251,45 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             aws_access_key_id="bench",
             aws_secret_access_key="bench",
         ).create_bucket(Bucket=BUCKET)
-        service = start(
-            "service",
-            [script("certstore"), "serve", "--port", str(service_port), "--no-access-log"],
-        )
-        wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
-        floor = start("floor", [sys.executable, __file__, "--serve-floor", str(floor_port)])
-        wait_for(f"http://127.0.0.1:{floor_port}/healthz", floor)
-        rounds: dict[str, list[dict[str, float]]] = {"service": [], "floor": []}
+        serve = [script("certstore"), "serve", "--no-access-log"]
+        cached = [*serve, "--port", str(ports["service"])]
+        if args.exists_ttl is not None:
+            cached += ["--exists-ttl", str(args.exists_ttl)]
+        commands = {
+            "service": cached,
+            "service_no_cache": [
+                *serve,
+                "--port",
+                str(ports["service_no_cache"]),
+                "--exists-ttl",
+                "0",
+            ],
+            "floor": [sys.executable, __file__, "--serve-floor", str(floor_port)],
+        }
+        for side in SIDES:
+            wait_for(f"http://127.0.0.1:{ports[side]}/healthz", start(side, commands[side]))
+        rounds: dict[str, Any] = {side: [] for side in SIDES}
         for n in range(args.rounds):
-            rounds["service"].append(
-                locust_round(
-                    f"http://127.0.0.1:{service_port}",
-                    work / f"service-{n}",
-                    args,
-                    seed=n == 0,
-                    env=env,
+            for side in SIDES:
+                rounds[side].append(
+                    locust_round(
+                        f"http://127.0.0.1:{ports[side]}",
+                        work / f"{side}-{n}",
+                        args,
+                        seed=n == 0 and side == "service",
+                        env=env,
+                    )
                 )
-            )
-            rounds["floor"].append(
-                locust_round(
-                    f"http://127.0.0.1:{floor_port}", work / f"floor-{n}", args, seed=False, env=env
-                )
-            )
+        rounds["head_fraction"] = {
+            side: head_fraction(ports[side]) for side in ("service", "service_no_cache")
+        }
     finally:
         for process in reversed(processes):
             stop(process)
     return rounds
 
 
-def summarise(
-    rounds: dict[str, list[dict[str, float]]], args: argparse.Namespace
-) -> dict[str, Any]:
+def summarise(rounds: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "format_version": 1,
         "benchmark": "service_throughput",
@@ -262,20 +303,40 @@ def summarise(
         "rounds": args.rounds,
         "cert_size_kb": args.cert_size_kb,
         "target_p95_ratio": TARGET_P95_RATIO,
+        "service_exists_ttl_s": configured_ttl(args),
+        "service_no_cache_exists_ttl_s": 0.0,
     }
-    for side, runs in rounds.items():
+    for side in SIDES:
+        runs = rounds[side]
         for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
             result[f"{side}_{field}"] = statistics.median(r[field] for r in runs)
         result[f"{side}_requests"] = sum(int(r["requests"]) for r in runs)
         result[f"{side}_failures"] = sum(int(r["failures"]) for r in runs)
-    floor_p95 = max(result["floor_p95_ms"], 1.0)  # Locust reports whole milliseconds
-    result["p95_ratio"] = result["service_p95_ms"] / floor_p95
-    result["p50_ratio"] = result["service_p50_ms"] / max(result["floor_p50_ms"], 1.0)
-    result["rps_ratio"] = result["service_rps"] / result["floor_rps"]
+    for side, fraction in rounds["head_fraction"].items():
+        result[f"{side}_head_fraction"] = fraction
+    # Locust reports whole milliseconds: a floor below 1 ms counts as 1 ms.
+    floor_p50, floor_p95 = max(result["floor_p50_ms"], 1.0), max(result["floor_p95_ms"], 1.0)
+    for side, suffix in (("service", ""), ("service_no_cache", "_no_cache")):
+        result[f"p95_ratio{suffix}"] = result[f"{side}_p95_ms"] / floor_p95
+        result[f"p50_ratio{suffix}"] = result[f"{side}_p50_ms"] / floor_p50
+        result[f"rps_ratio{suffix}"] = result[f"{side}_rps"] / result["floor_rps"]
     result["meets_target"] = (
         result["p95_ratio"] <= TARGET_P95_RATIO and result["service_failures"] == 0
     )
+    result["meets_target_no_cache"] = (
+        result["p95_ratio_no_cache"] <= TARGET_P95_RATIO
+        and result["service_no_cache_failures"] == 0
+    )
     return result
+
+
+def configured_ttl(args: argparse.Namespace) -> float:
+    """The exists-cache TTL the cached service runs with (the setting's default unless given)."""
+    if args.exists_ttl is not None:
+        return float(args.exists_ttl)
+    from certstore.config import Settings
+
+    return Settings().web_exists_ttl
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -287,7 +348,8 @@ def print_table(result: dict[str, Any]) -> None:
     )
     print(f"  {'target':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'fails':>6}")
     for side, label in (
-        ("service", "service: HEAD + presign + 302"),
+        ("service", f"service, exists TTL {result['service_exists_ttl_s']:g} s"),
+        ("service_no_cache", "service, TTL 0: HEAD every time"),
         ("floor", "floor: constant 302 (bare ASGI)"),
     ):
         print(
@@ -295,11 +357,16 @@ def print_table(result: dict[str, Any]) -> None:
             f"{result[f'{side}_p95_ms']:>8.0f} {result[f'{side}_p99_ms']:>8.0f} "
             f"{result[f'{side}_failures']:>6}"
         )
-    verdict = "meets" if result["meets_target"] else "MISSES"
-    print(
-        f"  p95 ratio service/floor: {result['p95_ratio']:.2f}x ({verdict} the target "
-        f"<= {TARGET_P95_RATIO}x); req/s ratio {result['rps_ratio']:.2f}"
-    )
+    for suffix, label in (("", "cache on"), ("_no_cache", "cache off")):
+        verdict = "meets" if result[f"meets_target{suffix}"] else "MISSES"
+        print(
+            f"  p95 ratio service/floor, {label}: {result[f'p95_ratio{suffix}']:.2f}x ({verdict} "
+            f"the target <= {TARGET_P95_RATIO}x); req/s ratio {result[f'rps_ratio{suffix}']:.2f}"
+        )
+    for side in ("service", "service_no_cache"):
+        fraction = result[f"{side}_head_fraction"]
+        shown = "n/a" if fraction is None else f"{fraction:.1%}"
+        print(f"  {side}: downloads that made an S3 HeadObject: {shown}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cert-count", type=int, default=50)
     parser.add_argument("--cert-size-kb", type=int, default=50)
+    parser.add_argument(
+        "--exists-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exists-cache TTL of the cached service [default: CERTSTORE_WEB_EXISTS_TTL's, 5]",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the figures as flat JSON")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -326,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         or args.user_rps <= 0
     ):
         parser.error("every count, the duration and --user-rps must be positive")
+    if args.exists_ttl is not None and not 0 < args.exists_ttl <= 300:
+        parser.error(
+            "--exists-ttl must be above 0 (the uncached service is measured anyway) and at most 300"
+        )
     with tempfile.TemporaryDirectory(prefix="bench-service-") as scratch:
         try:
             rounds = measure(args, Path(scratch))

@@ -92,6 +92,25 @@ def _seconds(low: float, high: float) -> Callable[[str, Any], float]:
     return parse
 
 
+def _seconds_or_off(high: float) -> Callable[[str, Any], float]:
+    """Like :func:`_seconds` but 0 is allowed (it turns the feature off)."""
+
+    def parse(variable: str, value: Any) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = float("nan")
+        if isinstance(value, bool) or not 0 <= number <= high:
+            raise ConfigError(
+                f"{variable}={value!r} must be a number of seconds from 0 (off) to {high:g}",
+                variable=variable,
+                value=value,
+            )
+        return number
+
+    return parse
+
+
 def _text(variable: str, value: Any) -> str | None:
     text = str(value).strip()
     return text or None
@@ -181,6 +200,8 @@ OPTIONS: tuple[Option, ...] = (
            "TOML or JSON file whose flags override the environment, re-read on change"),
     Option("CERTSTORE_CATALOG_URL", "catalog_url", _text, "sqlite:///certstore-catalog.sqlite3",
            "SQLAlchemy URL of the certificate catalog"),
+    Option("CERTSTORE_WEB_EXISTS_TTL", "web_exists_ttl", _seconds_or_off(300), 5.0,
+           "seconds the web service trusts that an object it saw in S3 is still there; 0: off"),
     Option("AWS_ACCESS_KEY_ID", "access_key_id", _text, None,
            "S3 access key (boto3 also finds profiles and roles)", secret=True),
     Option("AWS_SECRET_ACCESS_KEY", "secret_access_key", _text, None,
@@ -416,6 +437,7 @@ class Settings:
     media_url: str = "/media/"
     flags_file: str | None = None
     catalog_url: str = "sqlite:///certstore-catalog.sqlite3"
+    web_exists_ttl: float = 5.0
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     api_token: str | None = field(default=None, repr=False)

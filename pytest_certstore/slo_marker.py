@@ -1,9 +1,10 @@
 """SLO objectives from ``@pytest.mark.slo``, the ``slo_sampler``, and the percentile math.
 
-Percentiles are computed one way everywhere (this module, the terminal summary, the JSON report):
-**linear interpolation between closest ranks** -- numpy's default ``method="linear"``,
-Hyndman & Fan type 7. For sorted samples ``x[0..n-1]`` and percentile ``p``: ``h = (n - 1) *
-p / 100``, result ``x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)])``.
+Percentiles are computed one way everywhere (this module, the terminal summary, the JSON report,
+the release gate and the rehearsal report): :mod:`certstore.percentiles`, **linear
+interpolation between closest ranks** -- numpy's default ``method="linear"``, Hyndman & Fan
+type 7. For sorted samples ``x[0..n-1]`` and percentile ``p``: ``h = (n - 1) * p / 100``, result
+``x[floor(h)] + (h - floor(h)) * (x[ceil(h)] - x[floor(h)])``.
 
 Error samples (``ok=False``) count in the latency percentiles too (a failed request still took
 that long) and in ``error_rate = errors / samples``.
@@ -11,15 +12,16 @@ that long) and in ``error_rate = errors / samples``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from certstore import percentiles as _percentiles
 from pytest_certstore.errors import SloMarkerError
 
+#: The report's short name for :data:`certstore.percentiles.PERCENTILE_METHOD` (numpy's name).
 PERCENTILE_METHOD = "linear"
 
 #: Latency objectives the marker accepts (milliseconds).
@@ -36,16 +38,12 @@ VERDICT_ERROR = "error"
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The ``p``-th percentile (0-100) by linear interpolation (numpy's default)."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= p <= 100:
-        raise ValueError(f"percentile {p!r} is outside 0-100")
-    ordered = sorted(values)
-    h = (len(ordered) - 1) * p / 100
-    low = math.floor(h)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+    """The ``p``-th percentile (0-100) by linear interpolation (numpy's default).
+
+    Kept under this name for plugin users; the math is :func:`certstore.percentiles.percentile`
+    so the marker's verdict and the release gate never disagree about a figure.
+    """
+    return _percentiles.percentile(values, p)
 
 
 @dataclass(frozen=True)

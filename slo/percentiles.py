@@ -1,9 +1,10 @@
-"""The one percentile method ``slo`` uses: nearest rank.
+"""The one percentile method ``slo`` uses: the project's, linear interpolation (type 7).
 
-The p-th percentile of ``n`` samples is the sample at 1-based rank ``ceil(p / 100 * n)`` in
-ascending order (``max`` is rank ``n``). It always returns a value that was measured — no
-interpolation between two samples — and it is conservative for tails: with 20 samples the p95 is
-the 19th, with 100 samples the 95th.
+The math lives in :mod:`certstore.percentiles` (Hyndman & Fan type 7, NumPy's default): for
+``n`` samples sorted ascending and percentile ``p``, ``h = (n - 1) * p / 100`` and the result
+interpolates between the samples at 0-based ranks ``floor(h)`` and ``ceil(h)`` (``max`` is
+``p = 100``). The gate, the pytest plugin's marker verdicts and the rehearsal report all use it,
+so a p95 the gate judges is the p95 the plugin printed and the one NumPy gives.
 
 The same method is applied to raw samples (the plugin's report when it carries them,
 pytest-benchmark's ``stats.data``) and to weighted histograms (Locust's ``response_times``
@@ -14,10 +15,14 @@ pre-computed figures (Locust's ``*_stats.csv`` columns) are taken as their tool 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
-#: Percentile objectives and the fraction each one stands for (``max_ms`` is the 100th).
+from certstore import percentiles as _percentiles
+from certstore.percentiles import PERCENTILE_METHOD
+
+__all__ = ["PERCENTILE_FIELDS", "PERCENTILE_METHOD", "histogram_percentile", "percentile"]
+
+#: Percentile objectives and the percentile each one stands for (``max_ms`` is the 100th).
 PERCENTILE_FIELDS: dict[str, float] = {
     "p50_ms": 50.0,
     "p90_ms": 90.0,
@@ -27,29 +32,15 @@ PERCENTILE_FIELDS: dict[str, float] = {
 }
 
 
-def rank(percent: float, count: int) -> int:
-    """The 1-based nearest rank of ``percent`` (0 < percent <= 100) among ``count`` samples."""
-    if count <= 0:
-        raise ValueError("no samples")
-    if not 0 < percent <= 100:
-        raise ValueError(f"percent must be in (0, 100], got {percent}")
-    # The small epsilon keeps 95 % of 100 at rank 95 despite float error (0.95 * 100 = 95.00000001).
-    return max(1, min(count, math.ceil(percent / 100.0 * count - 1e-9)))
-
-
 def percentile(samples: Iterable[float], percent: float) -> float:
-    """Nearest-rank percentile of raw ``samples``."""
-    ordered = sorted(samples)
-    return float(ordered[rank(percent, len(ordered)) - 1])
+    """Type-7 percentile (0..100) of raw ``samples``; ValueError when there are none."""
+    return _percentiles.percentile(samples, percent)
 
 
 def histogram_percentile(histogram: Mapping[float, int], percent: float) -> float:
-    """Nearest-rank percentile of a ``{value: count}`` histogram (e.g. Locust's buckets)."""
-    total = sum(histogram.values())
-    target = rank(percent, total)
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= target:
-            return float(value)
-    raise AssertionError("unreachable: rank is at most the total count")
+    """Type-7 percentile of a ``{value: count}`` histogram (e.g. Locust's buckets).
+
+    The same figure :func:`percentile` gives for the expanded list, computed from cumulative
+    counts, because a Locust histogram may stand for millions of requests.
+    """
+    return _percentiles.histogram_percentile(histogram, percent)

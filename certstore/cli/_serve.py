@@ -64,13 +64,26 @@ def _on_sigterm(signum: int, frame: object) -> None:
     help="Largest accepted upload  [default: 10 MiB].",
 )
 @click.option(
+    "--exists-ttl",
+    type=click.FloatRange(0, 300),
+    default=None,
+    metavar="SECONDS",
+    help="Skip the S3 HEAD for keys confirmed this recently; 0 turns it off  "
+    "[default: CERTSTORE_WEB_EXISTS_TTL, 5].",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
     help="uvicorn's per-request log line (query strings redacted).",
 )
 def serve_command(
-    host: str, port: int, embedded_s3: bool, max_upload_bytes: int | None, access_log: bool
+    host: str,
+    port: int,
+    embedded_s3: bool,
+    max_upload_bytes: int | None,
+    exists_ttl: float | None,
+    access_log: bool,
 ) -> None:
     """Serve downloads, uploads, /healthz and /metrics over HTTP.
 
@@ -102,6 +115,8 @@ def serve_command(
         kwargs: dict[str, Any] = {}
         if max_upload_bytes is not None:
             kwargs["max_upload_bytes"] = max_upload_bytes
+        if exists_ttl is not None:
+            kwargs["exists_ttl"] = exists_ttl
         app = web.create_app(storage, settings, **kwargs)
         config = uvicorn.Config(
             app,

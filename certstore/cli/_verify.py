@@ -1,40 +1,19 @@
-"""``certstore validate`` and ``certstore check-consistency``: is S3 what the catalog says?"""
+"""``certstore validate`` and ``certstore check-consistency``: is S3 what the catalog says?
+
+Thin wrappers over :mod:`certstore.jobs` and :mod:`certstore.reports`, which the Django
+management commands run too: same checks, same report, same exit codes.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-from pathlib import Path
 from typing import Any
 
 import click
 
-from certstore.config import Settings
 from certstore.errors import ConfigError
 
-EXIT_OK, EXIT_FAILURE = 0, 1
 #: Same as :data:`certstore.verify.DEFAULT_THRESHOLD_PERCENT` (not imported: keeps start-up fast).
 DEFAULT_THRESHOLD_PERCENT = 0.5
-
-
-def _settings(media_root: str | None, catalog_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if media_root:
-        overrides["media_root"] = media_root
-    if catalog_url:
-        overrides["catalog_url"] = catalog_url
-    return Settings.from_env(**overrides)
-
-
-def _write(path: str | None, data: dict[str, Any]) -> None:
-    if not path:
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(target.name + ".tmp")
-    temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temp, target)
 
 
 def _sample_rate(_ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -101,90 +80,22 @@ def _with_common(func: Any) -> Any:
 )
 @_with_common
 def validate_command(
-    sample_rate: float,
-    tournament_id: int | None,
-    repair: bool,
-    threshold_percent: float,
-    seed: int | None,
-    workers: int,
     output: str | None,
     as_json: bool,
     media_root: str | None,
     catalog_url: str | None,
+    **options: Any,
 ) -> int:
     """Download a seeded sample of migrated certificates and compare their SHA-256.
 
     Exit 0 on PASS, 1 on FAIL (mismatch rate above the threshold, nothing to validate, or an
     object the repair could not fix).
     """
-    from certstore.backends.s3 import S3Backend
-    from certstore.catalog import Catalog, Selection
-    from certstore.config import FlagSource
-    from certstore.metrics import default_metrics
-    from certstore.verify import validate_and_repair
+    from certstore.jobs import Site, run_validation
+    from certstore.reports import emit_report, validation_text
 
-    if repair and not FlagSource().current().backfill_enabled:
-        raise ConfigError(
-            "--repair writes to S3 and needs CERT_S3_BACKFILL_ENABLED=true",
-            variable="CERT_S3_BACKFILL_ENABLED",
-        )
-    settings = _settings(media_root, catalog_url)
-    seed = seed if seed is not None else secrets.randbelow(2**31)
-    s3 = S3Backend.from_settings(settings)
-    uploader = None
-    with Catalog(settings.catalog_url, create=False) as catalog:
-        try:
-            if repair:
-                from certstore.transfer import make_uploader
-
-                uploader = make_uploader(
-                    settings, workers=workers, engine="boto3", existing="overwrite"
-                )
-            run = validate_and_repair(
-                catalog,
-                s3,
-                settings.media_root,
-                sample_rate=sample_rate,
-                seed=seed,
-                threshold_percent=threshold_percent,
-                workers=workers,
-                selection=Selection(tournament_id=tournament_id),
-                metrics=default_metrics(),
-                uploader=uploader,
-            )
-        finally:
-            if uploader is not None:
-                uploader.close()
-    data = run.as_dict()
-    _write(output, data)
-    if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        passes = [run.first] + ([run.second] if run.second is not None else [])
-        for number, report in enumerate(passes, 1):
-            label = f"pass {number}: " if len(passes) > 1 else ""
-            click.echo(
-                f"{label}{report.status}: {report.mismatches} mismatch(es) in "
-                f"{report.total_sampled} sampled of {report.population} migrated "
-                f"({report.mismatch_rate_percent:.3f}%, threshold "
-                f"{report.threshold_percent}%), seed {report.seed}"
-            )
-            for item in report.mismatch_details[:20]:
-                click.echo(
-                    f"  - id={item.id} {item.key}: {item.reason} (catalog "
-                    f"{item.catalog_sha256[:12]}, s3 {(item.s3_sha256 or '-')[:12]}, "
-                    f"local {(item.local_sha256 or '-')[:12]})"
-                )
-        if run.repair is not None:
-            click.echo(
-                f"repair: {len(run.repair.repaired)} repaired, {len(run.repair.failed)} failed"
-            )
-            for item in run.repair.failed:
-                click.echo(
-                    f"  - id={item['id']} {item['key']}: {item['reason']}: {item.get('detail', '')}"
-                )
-        click.echo(f"status: {run.status}")
-    return EXIT_OK if run.status == "PASS" else EXIT_FAILURE
+    run = run_validation(Site.from_env(media_root, catalog_url), **options)
+    return emit_report(run, validation_text, echo=click.echo, as_json=as_json, output=output)
 
 
 @click.command("check-consistency")
@@ -205,67 +116,19 @@ def validate_command(
 )
 @_with_common
 def consistency_command(
-    spot_check_rate: float,
-    page_size: int,
-    threshold_percent: float,
-    seed: int | None,
-    workers: int,
     output: str | None,
     as_json: bool,
     media_root: str | None,
     catalog_url: str | None,
+    **options: Any,
 ) -> int:
     """Catalog migrated count vs S3 objects under the prefix, missing keys, orphans, and
     SHA-256 spot checks. Exit 1 when the mismatch rate is above the threshold."""
-    from certstore.backends.s3 import S3Backend
-    from certstore.catalog import Catalog
-    from certstore.consistency import check_consistency
-    from certstore.metrics import default_metrics
+    from certstore.jobs import Site, run_consistency
+    from certstore.reports import consistency_text, emit_report
 
-    settings = _settings(media_root, catalog_url)
-    seed = seed if seed is not None else secrets.randbelow(2**31)
-    s3 = S3Backend.from_settings(settings)
-    with Catalog(settings.catalog_url, create=False) as catalog:
-        report = check_consistency(
-            catalog,
-            s3,
-            settings.media_root,
-            spot_check_rate=spot_check_rate,
-            seed=seed,
-            threshold_percent=threshold_percent,
-            workers=workers,
-            page_size=page_size,
-            metrics=default_metrics(),
-        )
-    data = report.as_dict()
-    _write(output, data)
-    if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        click.echo(
-            f"DB count (migrated): {report.catalog_migrated}, S3 count: "
-            f"{report.s3_objects} (matched {report.matched})"
-        )
-        click.echo(
-            f"missing in S3: {report.missing_count}, size mismatches: "
-            f"{report.size_mismatch_count}, orphans in S3: {report.orphan_count}, "
-            f"in S3 but not marked migrated: {report.unmarked_count}"
-        )
-        click.echo(
-            f"spot checks: {report.spot_checked} (seed {report.seed}), mismatches: "
-            f"{len(report.spot_mismatches)}"
-        )
-        for key in report.missing_in_s3[:20]:
-            click.echo(f"  missing: {key}")
-        for key in report.orphans[:20]:
-            click.echo(f"  orphan: {key}")
-        for item in report.spot_mismatches[:20]:
-            click.echo(f"  spot: id={item.id} {item.key}: {item.reason}")
-        click.echo(
-            f"status: {report.status} ({report.mismatch_rate_percent:.3f}%, threshold "
-            f"{report.threshold_percent}%)"
-        )
-    return EXIT_OK if report.status == "PASS" else EXIT_FAILURE
+    report = run_consistency(Site.from_env(media_root, catalog_url), **options)
+    return emit_report(report, consistency_text, echo=click.echo, as_json=as_json, output=output)
 
 
 def register(group: click.Group) -> None:

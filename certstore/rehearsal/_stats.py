@@ -1,36 +1,34 @@
 """Latency summaries with one stated percentile method.
 
-Percentiles are computed by linear interpolation between the two closest ranks (Hyndman & Fan
-type 7, the default of NumPy and of Python's ``statistics.quantiles(method="inclusive")``): for
-``n`` sorted samples the q-th percentile sits at rank ``(n - 1) * q / 100``. With fewer than 20
-samples a p95 is little more than the maximum; the report prints the sample count next to it.
+Percentiles come from :mod:`certstore.percentiles`, the project's one method: linear
+interpolation between the two closest ranks (Hyndman & Fan type 7, the default of NumPy and of
+Python's ``statistics.quantiles(method="inclusive")``): for ``n`` sorted samples the q-th
+percentile sits at rank ``(n - 1) * q / 100``. With fewer than 20 samples a p95 is little more
+than the maximum; the report prints the sample count next to it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-PERCENTILE_METHOD = (
-    "linear interpolation between closest ranks (Hyndman-Fan type 7, NumPy's default): "
-    "rank = (n - 1) * q / 100"
-)
+from certstore import percentiles as _percentiles
+from certstore.percentiles import PERCENTILE_METHOD
+
+__all__ = ["PERCENTILE_METHOD", "LatencySummary", "percentile"]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0-100) of ``values``; None when there are none."""
+    """The ``q``-th percentile (0-100) of ``values``; None when there are none.
+
+    A summary of an operation that never ran is "no figure", not an error, so the empty case
+    is None here; everything else is :func:`certstore.percentiles.percentile`.
+    """
     if not 0 <= q <= 100:
         raise ValueError(f"percentile {q} is outside 0..100")
     if not values:
         return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = math.ceil(rank)
-    if low == high:
-        return float(ordered[low])
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    return _percentiles.percentile(values, q)
 
 
 @dataclass(frozen=True)

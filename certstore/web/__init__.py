@@ -19,6 +19,7 @@ from certstore.web._app import (
     CertificateService,
     create_app,
 )
+from certstore.web._exists_cache import ExistsCache
 from certstore.web._redact import RedactFilter, redact
 from certstore.web._redact import install as install_redaction
 
@@ -27,6 +28,7 @@ __all__ = [
     "FALLBACK_HEADER",
     "SOURCE_HEADER",
     "CertificateService",
+    "ExistsCache",
     "RedactFilter",
     "create_app",
     "install_redaction",

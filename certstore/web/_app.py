@@ -14,6 +14,10 @@ files are streamed in chunks; the event loop only moves bytes. Routes:
 ``GET /metrics``                         the metric catalog in Prometheus text format
 =======================================  =====================================================
 
+A download that redirects to S3 first confirms the object with a HeadObject; keys confirmed in
+the last ``CERTSTORE_WEB_EXISTS_TTL`` seconds (default 5) skip it (see ``_exists_cache``). The
+service forgets a key on its own upload and whenever S3 says it is gone.
+
 Any other method on these paths is 405 with an ``Allow`` header (OPTIONS included: the service
 has no browser clients that need CORS preflight). Responses that carry an error are JSON
 ``{"error": ..., "detail": ...}``.
@@ -49,6 +53,7 @@ from certstore.keys import normalize_key
 from certstore.metrics import PrometheusEmitter, default_prometheus
 from certstore.storage import CertificateStorage
 from certstore.web._auth import check_bearer
+from certstore.web._exists_cache import ExistsCache
 from certstore.web._health import DEFAULT_TIMEOUT, HealthChecker
 from certstore.web._locate import Source, locate, presigned_url
 
@@ -119,19 +124,24 @@ class _Target:
     fallback: str | None = None
 
 
-def _resolve(storage: CertificateStorage, key: str, open_file: bool) -> _Target:
-    """Flags, S3 lookup, presigning and the local open in one worker-thread hop.
+def _resolve(
+    storage: CertificateStorage, key: str, open_file: bool, cache: ExistsCache | None = None
+) -> _Target:
+    """Flags, S3 lookup (or the exists cache), presigning and the local open in one
+    worker-thread hop.
 
     Raises ``ObjectNotFoundError`` when nobody has ``key``. With ``open_file`` false the local
     file is only checked for existence (the URL endpoint streams nothing).
     """
     flags = storage.flags()
-    where = locate(storage, key, flags)
+    where = locate(storage, key, flags, cache)
     fallback = where.fallback
     if where.source is Source.S3:
         url = presigned_url(storage, key, flags)
         if url is not None:
             return _Target(url=url)
+        if cache is not None:
+            cache.forget(key)  # S3 could not be used for it: confirm again next time
         fallback = "error"
     if not open_file:
         local = storage.local
@@ -167,12 +177,15 @@ class CertificateService:
         api_token: str | None,
         max_upload_bytes: int,
         health_timeout: float,
+        exists_cache: ExistsCache | None = None,
     ) -> None:
         if max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be at least 1, got {max_upload_bytes}")
         self.storage = storage
         self.api_token = api_token
         self.max_upload_bytes = max_upload_bytes
+        #: Keys recently confirmed in S3 (disabled, ttl 0, when none is given).
+        self.exists_cache = exists_cache if exists_cache is not None else ExistsCache(0)
         self.health = HealthChecker(storage, timeout=health_timeout)
         self.prometheus = _prometheus_for(storage)
 
@@ -189,7 +202,7 @@ class CertificateService:
         """GET/HEAD: redirect to S3 when it holds the object, else stream the local file."""
         try:
             key = await self._key(request)
-            target = await run_in_threadpool(_resolve, self.storage, key, True)
+            target = await run_in_threadpool(_resolve, self.storage, key, True, self.exists_cache)
         except InvalidKeyError as err:
             return _error(400, "invalid_key", str(err))
         except ObjectNotFoundError:
@@ -223,7 +236,7 @@ class CertificateService:
         """GET /urls/{key}: the URL a download would be sent to, as JSON."""
         try:
             key = await self._key(request)
-            target = await run_in_threadpool(_resolve, self.storage, key, False)
+            target = await run_in_threadpool(_resolve, self.storage, key, False, self.exists_cache)
         except InvalidKeyError as err:
             return _error(400, "invalid_key", str(err))
         except ObjectNotFoundError:
@@ -268,6 +281,9 @@ class CertificateService:
                 return _error(400, "empty_body", "a certificate cannot be empty")
             spool.seek(0)
             content_type = _upload_content_type(request.headers.get("content-type"), key)
+            # Forget before and after the save: whatever S3 held, a download must confirm the
+            # new state (a failed save may have left S3 without the object).
+            self.exists_cache.forget(key)
             try:
                 canonical = await run_in_threadpool(
                     self.storage.save, key, spool, content_type=content_type
@@ -280,6 +296,8 @@ class CertificateService:
             except CertstoreError as err:
                 logger.error("upload of %r failed: %s", key, err)
                 return _error(500, "storage_error", "the certificate could not be stored")
+            finally:
+                self.exists_cache.forget(key)
         logger.info("upload %r: %d bytes", canonical, size)
         return JSONResponse(
             {"key": canonical, "size": size, "sha256": digest.hexdigest()},
@@ -319,21 +337,32 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     api_token: str | None = None,
     health_timeout: float = DEFAULT_TIMEOUT,
+    exists_ttl: float | None = None,
+    exists_cache: ExistsCache | None = None,
 ) -> Starlette:
     """The ASGI app for ``storage`` (default: the router built from ``settings``).
 
     ``settings`` defaults to the environment now. The upload token is ``api_token`` when given,
     else ``settings.api_token`` (``CERTSTORE_API_TOKEN``); with neither, uploads answer 403.
+    Downloads remember keys confirmed in S3 for ``exists_ttl`` seconds (default
+    ``settings.web_exists_ttl``, ``CERTSTORE_WEB_EXISTS_TTL``; 0 disables); ``exists_cache``
+    replaces that cache outright (tests give one with a fake clock).
     """
     if settings is None:
         settings = Settings.from_env()
     if storage is None:
         storage = CertificateStorage.from_settings(settings)
+    if exists_cache is None:
+        ttl = settings.web_exists_ttl if exists_ttl is None else exists_ttl
+        exists_cache = ExistsCache(ttl)
+    elif exists_ttl is not None:
+        raise ValueError("give exists_ttl or exists_cache, not both")
     service = CertificateService(
         storage,
         api_token=api_token if api_token is not None else settings.api_token,
         max_upload_bytes=max_upload_bytes,
         health_timeout=health_timeout,
+        exists_cache=exists_cache,
     )
     routes = [
         Route("/certificates/{key:path}", service.certificate, methods=["GET", "HEAD", "PUT"]),

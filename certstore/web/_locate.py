@@ -7,6 +7,12 @@ handed out and fail in the browser). :func:`locate` therefore asks the S3 backen
 (one HeadObject) and counts the outcome with exactly the router's metrics and semantics:
 ``cert.s3.read`` for the attempt, ``cert.s3.read.seconds`` for its latency and
 ``cert.s3.read.fallback{reason=missing|error}`` when read-primary falls back to local.
+
+With an :class:`~certstore.web._exists_cache.ExistsCache`, a key confirmed in S3 less than its
+TTL ago is answered from memory: no HeadObject is made, so ``cert.s3.read`` and
+``cert.s3.read.seconds`` are *not* counted for it (they count actual S3 reads, as in the
+router). Only a HEAD that found the object fills the cache; a missing object or an error
+removes the key from it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from certstore.config import Flags
 from certstore.errors import ConfigError, S3Error, S3ObjectNotFoundError
 from certstore.storage import CertificateStorage
+from certstore.web._exists_cache import ExistsCache
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +44,16 @@ class Location:
     fallback: str | None = None
 
 
-def locate(storage: CertificateStorage, key: str, flags: Flags) -> Location:
+def locate(
+    storage: CertificateStorage, key: str, flags: Flags, cache: ExistsCache | None = None
+) -> Location:
     """Decide where ``key`` (already canonical) is read from under ``flags``.
 
     Phase 0/1: local, without touching S3. Read-primary: S3 when a HeadObject finds it,
     otherwise local with a counted fallback. S3-only: S3, an S3 error raises and a missing
     object raises :class:`~certstore.errors.S3ObjectNotFoundError`. Whether the local file
     exists is left to the caller (it opens the file, which answers that without a race).
+    With ``cache``, a recently confirmed key is S3 without a request.
     """
     if not (flags.read_primary or flags.s3_only):
         return Location(Source.LOCAL)
@@ -54,12 +64,16 @@ def locate(storage: CertificateStorage, key: str, flags: Flags) -> Location:
             "(set AWS_STORAGE_BUCKET_NAME)",
             variable="AWS_STORAGE_BUCKET_NAME",
         )
+    if cache is not None and cache.confirmed(key):
+        return Location(Source.S3)
     metrics = storage.metrics
     metrics.inc("cert.s3.read", key=key)
     start = storage.clock()
     try:
         found = backend.exists(key)
     except S3Error as err:
+        if cache is not None:
+            cache.forget(key)
         if flags.s3_only:
             raise
         metrics.inc(
@@ -72,7 +86,11 @@ def locate(storage: CertificateStorage, key: str, flags: Flags) -> Location:
     finally:
         metrics.observe("cert.s3.read.seconds", storage.clock() - start)
     if found:
+        if cache is not None:
+            cache.remember(key)
         return Location(Source.S3)
+    if cache is not None:
+        cache.forget(key)
     if flags.s3_only:
         raise S3ObjectNotFoundError(f"no S3 object for {key!r}", key=key, code="NoSuchKey")
     metrics.inc("cert.s3.read.fallback", labels={"reason": "missing"}, key=key, error="NoSuchKey")

@@ -5,8 +5,9 @@ The selector (``benchmark = "glob"``) matches a benchmark's ``fullname``
 
 Percentiles need the raw timings (``stats.data``). pytest-benchmark 5 always writes them into
 ``--benchmark-json``; files saved with ``--benchmark-save``/``--benchmark-autosave`` carry them
-only with ``--benchmark-save-data``. With them, p50/p90/p95/p99/max are nearest-rank over every
-round (``stats.data`` holds one time per round, already divided by the round's iterations), and
+only with ``--benchmark-save-data``. With them, p50/p90/p95/p99/max are the project's one
+percentile method (:mod:`slo.percentiles`, linear interpolation, type 7) over every round
+(``stats.data`` holds one time per round, already divided by the round's iterations), and
 several matched benchmarks are pooled. Without them only ``p50_ms`` (pytest-benchmark's
 ``median``) and ``max_ms`` (``max``) are available; a p90/p95/p99 objective then has NO DATA,
 with the reason. pytest-benchmark counts no failures, so it gives no error rate.
@@ -25,7 +26,7 @@ from slo.readers._base import Measurement, NoMatch, available, read_json
 from slo.spec import Scenario
 
 SOURCE = "benchmark"
-METHOD_RAW = "nearest rank over every round's time (stats.data)"
+METHOD_RAW = "linear interpolation (type 7) over every round's time (stats.data)"
 METHOD_SUMMARY = "pytest-benchmark's median and max (no raw timings saved)"
 
 

@@ -3,9 +3,11 @@
 Used when no JSON was kept. The CSV holds only Locust's own pre-computed figures, so:
 
 - percentiles are Locust's (``calculate_response_time_percentile``): over the same rounded
-  buckets as the JSON (see :mod:`slo.readers.locust_json` for the error bound), at 0-based index
-  ``int(n * p)`` — one rank above nearest rank when ``n * p`` is a whole number, the same
-  otherwise;
+  buckets as the JSON (see :mod:`slo.readers.locust_json` for the error bound), the bucketed
+  sample at 0-based index ``int(n * p)``, with no interpolation. For p50/p90/p95/p99 that index
+  is ``ceil(h)`` with ``h = (n - 1) * p``, the upper of the two samples the gate's type-7 method
+  interpolates between: never below the type-7 figure over the same buckets, and above it by
+  at most the gap between those two samples;
 - rows cannot be pooled: a selector without ``request_type`` that matches several rows is
   NO DATA (give the type, or use ``name = "Aggregated"`` for Locust's own total row);
 - Locust 2.47 rewrites the file once a second while the run goes on and does not rewrite it at

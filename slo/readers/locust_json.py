@@ -1,18 +1,21 @@
 """Locust's JSON statistics: ``--json`` (stdout) or ``--json-file NAME`` (``NAME.json``).
 
 This is the preferred Locust source: each entry keeps Locust's full response-time histogram
-(``response_times``: bucket in ms -> count), so p50/p95/p99 are computed here with the one
-nearest-rank method of :mod:`slo.percentiles`, entries can be pooled (``name = "Aggregated"``
-without a ``request_type`` pools every entry), and it is written once, after the run stopped.
+(``response_times``: bucket in ms -> count), so p50/p95/p99 are computed here with the
+project's one method of :mod:`slo.percentiles` (linear interpolation, type 7, over the
+histogram's cumulative counts), entries can be pooled (``name = "Aggregated"`` without a
+``request_type`` pools every entry), and it is written once, after the run stopped.
 The in-run verdict (``loadtests/slo_verdict.py``) feeds Locust's in-memory entries, serialized
 to this very format, through the same class.
 
 Locust rounds every response time into its bucket before counting it (``bucket_response_time``
 in locust/stats.py, Locust 2.47): to 1 ms below 100 ms, to 10 ms from 100 ms, to 100 ms from
-1 s, to 1 s from 10 s. A percentile read from the buckets is therefore within half a bucket of
-the sample at that rank: ±0.5 ms below 100 ms, ±5 ms up to 1 s (at most 5 % at 100 ms, 1 % at
-500 ms), ±50 ms up to 10 s. ``max_ms`` is exact (Locust keeps the unrounded maximum), so a
-bucketed p99 can read up to half a bucket above it (p99 210 ms, max 208.7 ms).
+1 s, to 1 s from 10 s. Rounding keeps the order, so the bucket at each rank is the rounded
+sample at that rank, and a percentile interpolated between two buckets is within half a bucket
+(the larger of the two) of the same percentile of the unrounded times: ±0.5 ms below
+100 ms, ±5 ms up to 1 s (at most 5 % at 100 ms, 1 % at 500 ms), ±50 ms up to 10 s.
+``max_ms`` is exact (Locust keeps the unrounded maximum), so a bucketed p99 can read up to half
+a bucket above it (p99 210 ms, max 208.7 ms).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from slo.spec import Scenario
 
 SOURCE = "locust"
 METHOD = (
-    "nearest rank over Locust's response-time buckets (1 ms below 100 ms, 10 ms below 1 s, "
-    "100 ms below 10 s); max exact"
+    "linear interpolation (type 7) over Locust's response-time buckets (1 ms below 100 ms, "
+    "10 ms below 1 s, 100 ms below 10 s); max exact"
 )
 AGGREGATED = "Aggregated"
 

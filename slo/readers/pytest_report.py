@@ -8,11 +8,11 @@ authors' local checks) and ignores the plugin's pass/fail — except ``verdict =
 test failed before its SLO could be judged), which is NO DATA.
 
 The selector (``test = "glob"``) matches ``test_id`` with :func:`fnmatch.fnmatchcase`. The raw
-samples of every matched test are pooled and the percentiles recomputed with the gate's one
-nearest-rank method (:mod:`slo.percentiles`), so a p95 here is judged the same way as Locust's
-and pytest-benchmark's. The plugin itself reports linear-interpolation percentiles (numpy's
-default); the two differ by at most the gap between the two samples around the rank. If a
-record carries no raw samples, its own ``measured`` figures are used and several such records
+samples of every matched test are pooled and the percentiles recomputed with the project's one
+method (:mod:`slo.percentiles`, linear interpolation, type 7 -- the same one the plugin uses for
+its own figures), so a p95 here is judged the same way as Locust's and pytest-benchmark's and,
+for a single matched test, equals the plugin's ``measured`` figure. If a record carries no raw
+samples, its own ``measured`` figures are used and several such records
 combine conservatively (worst figure, smallest sample count).
 """
 
@@ -30,7 +30,7 @@ from slo.spec import Scenario
 SOURCE = "pytest"
 #: The report versions this reader understands.
 SUPPORTED_FORMAT_VERSIONS = (1,)
-METHOD_RAW = "nearest rank over the matched tests' pooled raw samples (latencies_ms)"
+METHOD_RAW = "linear interpolation (type 7) over the matched tests' pooled raw samples"
 METHOD_SUMMARY = "the plugin's own figures (no raw samples); worst of the matched tests"
 
 

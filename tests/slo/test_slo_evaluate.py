@@ -22,7 +22,9 @@ def _entry(name: str, method: str, buckets: dict[int, int], failures: int = 0) -
     }
 
 
-# 100 uploads: 90 at 20 ms, 5 at 60 ms, 4 at 110 ms, 1 at 300 ms -> p50 20, p95 60, p99 110.
+# 100 uploads: 90 at 20 ms, 5 at 60 ms, 4 at 110 ms, 1 at 300 ms. Type 7, h = 99 * p / 100:
+# p50 h = 49.5 -> 20; p95 h = 94.05 -> 60 + 0.05 * (110 - 60) = 62.5;
+# p99 h = 98.01 -> 110 + 0.01 * (300 - 110) = 111.9.
 UPLOADS = _entry("/c/[key]", "PUT", {20: 90, 60: 5, 110: 4, 300: 1}, failures=2)
 STATS = LocustStats([UPLOADS, _entry("/c/[key]", "GET", {5: 10})], path="mem")
 
@@ -41,8 +43,8 @@ def _only(verdict: Any) -> Any:
     ("kind", "passing", "failing", "measured"),
     [
         ("p50_ms", 20, 19, 20.0),
-        ("p95_ms", 60, 59.9, 60.0),
-        ("p99_ms", 110, 100, 110.0),
+        ("p95_ms", 62.5, 62.4, 62.5),
+        ("p99_ms", 112, 111.8, 111.9),
         ("max_ms", 301, 300, 300.4),
         ("error_rate", 0.02, 0.019, 0.02),
     ],
@@ -138,7 +140,7 @@ def test_pytest_records_pool_their_raw_samples() -> None:
                 "t": {
                     "source": "pytest",
                     "test": "t.py::*",
-                    "p50_ms": 30,
+                    "p50_ms": 31,
                     "p95_ms": 100,
                     "error_rate": 0.04,
                     "min_samples": 60,
@@ -147,8 +149,9 @@ def test_pytest_records_pool_their_raw_samples() -> None:
         }
     )
     p50, p95, error_rate = evaluate(spec, {"pytest": report}).results
-    # Pooled 60 samples: 1..40 then twenty 100s; nearest rank 30 -> 30, rank 57 -> 100.
-    assert (p50.status, p50.measured, p50.samples) == (PASS, 30.0, 60)
+    # Pooled 60 samples: 1..40 then twenty 100s. Type 7, h = 59 * p / 100: p50 h = 29.5 ->
+    # 30 + 0.5 * (31 - 30) = 30.5; p95 h = 56.05 -> ranks 56 and 57 are both 100.
+    assert (p50.status, p50.measured, p50.samples) == (PASS, 30.5, 60)
     assert (p95.status, p95.measured) == (PASS, 100.0)
     assert error_rate.status == FAIL and error_rate.measured == pytest.approx(3 / 60)
 
@@ -202,7 +205,7 @@ class TestBaseline:
         result = _only(evaluate(spec, {"locust": STATS}, baseline={"upload.p95_ms": 45.0}))
         assert result.status == FAIL
         assert result.baseline == 45.0
-        assert "regressed: 60.0 ms against the baseline's 45.0 ms (+33%, tolerance 20%)" in (
+        assert "regressed: 62.5 ms against the baseline's 45.0 ms (+39%, tolerance 20%)" in (
             result.reason
         )
 

@@ -33,8 +33,10 @@ def _entry(name: str, method: str, buckets: dict[int, int]) -> dict[str, Any]:
 @pytest.fixture
 def verdict() -> Verdict:
     """One PASS, one FAIL, one NO DATA, one coverage PASS."""
+    # upload: 100 samples, ranks 0-95 at 40 ms; type-7 p95 is h = 99 * 0.95 = 94.05, between
+    # ranks 94 and 95, both 40 ms -> 40.0 exactly. download: every sample 600 ms -> 600.0.
     stats = LocustStats(
-        [_entry("up", "PUT", {40: 95, 90: 5}), _entry("down", "GET", {600: 100})], path="mem"
+        [_entry("up", "PUT", {40: 96, 90: 4}), _entry("down", "GET", {600: 100})], path="mem"
     )
     spec = parse_spec(
         {

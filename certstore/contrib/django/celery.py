@@ -15,8 +15,11 @@ A task never raises on FAIL: the report's ``status`` says PASS or FAIL, and the 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from certstore.jobs import run_consistency, run_validation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,48 +44,36 @@ def _task(name: str) -> Callable[[F], F]:
     return wrap
 
 
-@_task("certstore.check_certificate_consistency")
-def check_certificate_consistency(
-    spot_check_rate: float = 0.01,
-    page_size: int = 1000,
-    threshold_percent: float | None = None,
-    seed: int | None = None,
-    workers: int = 8,
-) -> dict[str, Any]:
-    """The consistency check on the site's table; returns its report (``db_count``...)."""
-    from certstore.contrib.django._commands import consistency_report
+def _site_task(name: str, job: Callable[..., Any], doc: str) -> Callable[..., dict[str, Any]]:
+    """A task running ``job`` on the site's table and bucket and returning its JSON report.
 
-    report = consistency_report(
-        spot_check_rate=spot_check_rate,
-        page_size=page_size,
-        threshold_percent=threshold_percent,
-        seed=seed,
-        workers=workers,
+    It takes ``job``'s options (the management command's, by the same names and defaults),
+    so they are declared once, in :mod:`certstore.jobs`.
+    """
+
+    def task(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        from certstore.contrib.django._commands import SITE
+
+        return dict(job(SITE, *args, **kwargs).as_dict())
+
+    signature = inspect.signature(job)
+    task.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:], return_annotation="dict[str, Any]"
     )
-    return dict(report.as_dict())
+    task.__name__ = task.__qualname__ = name.rpartition(".")[2]
+    task.__doc__ = doc
+    return _task(name)(task)
 
 
-@_task("certstore.validate_certificates_s3")
-def validate_certificates_s3(
-    sample_rate: float = 0.01,
-    tournament_id: int | None = None,
-    repair: bool = False,
-    threshold_percent: float | None = None,
-    seed: int | None = None,
-    workers: int = 8,
-) -> dict[str, Any]:
-    """The sampled integrity validation (optionally with repair); returns its report."""
-    from certstore.contrib.django._commands import validation_run
-
-    run = validation_run(
-        sample_rate=sample_rate,
-        tournament_id=tournament_id,
-        repair=repair,
-        threshold_percent=threshold_percent,
-        seed=seed,
-        workers=workers,
-    )
-    return dict(run.as_dict())
-
+check_certificate_consistency = _site_task(
+    "certstore.check_certificate_consistency",
+    run_consistency,
+    "The consistency check on the site's table; returns its report (``db_count``...).",
+)
+validate_certificates_s3 = _site_task(
+    "certstore.validate_certificates_s3",
+    run_validation,
+    "The sampled integrity validation (optionally with repair); returns its report.",
+)
 
 __all__ = ["celery_available", "check_certificate_consistency", "validate_certificates_s3"]

@@ -1,32 +1,28 @@
 """``manage.py backfill_certificates_to_s3``: the runbook's command on the site's own table.
 
-The same engine, options, output and exit codes as ``certstore backfill``; the catalog is the
-site's certificate model (``settings.CERTSTORE_CATALOG``) and S3 and the media root are the
-certificate storage's.
+The same engine, options, output and exit codes as ``certstore backfill``
+(:func:`certstore.jobs.run_backfill`); the catalog is the site's certificate model
+(``settings.CERTSTORE_CATALOG``) and S3 and the media root are the certificate storage's.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from certstore.backfill import Backfill, BackfillOptions, start_position
-from certstore.config import FlagSource
 from certstore.contrib.django._commands import (
-    EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_OK,
+    SITE,
     exit_codes,
     non_negative_int,
     positive_int,
-    site_catalog,
-    site_settings,
     stderr_stream,
 )
-from certstore.errors import ConfigError
+from certstore.jobs import BackfillRequest, run_backfill
+from certstore.reports import backfill_exit_code, backfill_text, emit_report
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -97,89 +93,31 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from certstore._progress import progress_for
+
         with exit_codes():
-            code = self._run(options)
+            summary = run_backfill(
+                SITE,
+                BackfillRequest.from_options(options),
+                progress=progress_for(
+                    stderr_stream(self.stderr),
+                    self.stderr.write,
+                    interval=options["progress_interval"],
+                ),
+                notify=self.stderr.write,
+            )
+            code = emit_report(
+                summary,
+                backfill_text,
+                echo=self.stdout.write,
+                as_json=options["as_json"],
+                exit_code=backfill_exit_code,
+            )
         if code == EXIT_INTERRUPTED:
             raise CommandError(
-                "interrupted; resume with the RESUME_TOKEN printed above",
-                returncode=EXIT_INTERRUPTED,
+                "interrupted; resume with the RESUME_TOKEN printed above", returncode=code
             )
-        if code:
+        if code != EXIT_OK:
             raise CommandError(
-                "the backfill finished with errors (see the summary)", returncode=EXIT_FAILURE
+                "the backfill finished with errors (see the summary)", returncode=code
             )
-
-    def _run(self, options: dict[str, Any]) -> int:
-        from certstore._progress import progress_for
-        from certstore.cli._backfill import build_selection, format_summary, stop_on_signals
-
-        if options["workers"] > 512:
-            raise ConfigError("--workers must be at most 512", variable="--workers")
-        dry_run = options["dry_run"]
-        resume, token = options["resume"], options["resume_token"]
-        if resume and token:
-            raise ConfigError("use --resume or --resume-token, not both", variable="--resume")
-        settings = site_settings()
-        if not dry_run and not FlagSource(settings.env).current().backfill_enabled:
-            raise ConfigError(
-                "CERT_S3_BACKFILL_ENABLED is not true: a real backfill refuses to run. Set "
-                "CERT_S3_BACKFILL_ENABLED=true for the migration window, or use --dry-run",
-                variable="CERT_S3_BACKFILL_ENABLED",
-            )
-        selection = build_selection(
-            options["tournament_id"],
-            options["shard"],
-            options["start_id"],
-            options["end_id"],
-            token,
-        )
-        catalog = site_catalog(settings)
-        uploader = None
-        try:
-            position, source = start_position(catalog, selection, resume=resume, token=token)
-            run_options = BackfillOptions(
-                selection=selection,
-                position=position,
-                limit=options["limit"],
-                batch_size=options["batch_size"],
-                dry_run=dry_run,
-                verify_hash=options["verify_hash"],
-                verify_method=options["verify_method"],
-                started_from=source,
-            )
-            metrics = None
-            if not dry_run:
-                from certstore.backends.s3 import S3Backend
-                from certstore.metrics import default_metrics
-                from certstore.transfer import make_uploader
-
-                metrics = default_metrics()
-                S3Backend.from_settings(settings).check_bucket()
-                uploader = make_uploader(
-                    settings, workers=options["workers"], engine=options["engine"], metrics=metrics
-                )
-            stop = threading.Event()
-            progress = progress_for(
-                stderr_stream(self.stderr), self.stderr.write, interval=options["progress_interval"]
-            )
-            engine = Backfill(
-                catalog,
-                settings.media_root,
-                uploader=uploader,
-                metrics=metrics,
-                progress=progress,
-                stop=stop,
-            )
-            with stop_on_signals(stop):
-                summary = engine.run(run_options)
-        finally:
-            if uploader is not None:
-                uploader.close()
-            catalog.close()
-        if options["as_json"]:
-            self.stdout.write(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
-        else:
-            self.stdout.write(format_summary(summary))
-        if summary.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_FAILURE if summary.error_count else 0
