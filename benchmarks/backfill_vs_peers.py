@@ -888,7 +888,11 @@ def prepare(ctx: Context, tools: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child_engine:
-        return child_engine(args.child_engine, args.child_manifest, args.workers)
+        code = child_engine(args.child_engine, args.child_manifest, args.workers)
+        # the same exit the certstore CLI takes after obstore ran (see exit_without_finalizing)
+        from certstore.cli import exit_without_finalizing
+
+        exit_without_finalizing(code)
     if args.child_boto3:
         return child_boto3(args.child_manifest)
 

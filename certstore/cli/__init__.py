@@ -9,6 +9,7 @@ from certstore.cli._app import (
     EXIT_OK,
     EXIT_USAGE,
     cli,
+    exit_without_finalizing,
     main,
     run,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "cli",
+    "exit_without_finalizing",
     "main",
     "run",
 ]

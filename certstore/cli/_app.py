@@ -7,6 +7,7 @@ traceback means a bug.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -79,4 +80,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if "obstore" in sys.modules:
+        exit_without_finalizing(code)
+    sys.exit(code)
+
+
+def exit_without_finalizing(code: int) -> None:
+    """Leave the process without tearing the interpreter down.
+
+    obstore's shared Tokio runtime keeps its worker threads alive into interpreter shutdown;
+    one that wakes while ``Py_Finalize`` dismantles interpreter state panics on a thread with
+    no Python frame to catch it, and Rust aborts the process (SIGABRT, exit -6) after every
+    object was uploaded and recorded. Seen here once in six benchmark runs. So the exit
+    handlers (logging, coverage's data file) run now, while the interpreter is intact, the
+    streams are flushed, and the process ends without finalizing.
+    """
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

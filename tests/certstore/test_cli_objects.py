@@ -122,3 +122,21 @@ def test_flags_watch_sees_a_flags_file_edit_without_restart(tmp_path: Path) -> N
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_after_obstore_the_cli_runs_exit_handlers_then_exits_without_finalizing() -> None:
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handlers ran', flush=True))\n"
+        "import obstore  # its Tokio runtime is what makes finalizing unsafe\n"
+        "sys.argv = ['certstore', 'flags', '--json']\n"
+        "from certstore.cli import run\n"
+        "run()\n"
+        "print('unreachable')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert '"settings"' in result.stdout
+    assert result.stdout.rstrip().endswith("exit handlers ran")
+    assert "unreachable" not in result.stdout
