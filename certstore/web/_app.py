@@ -25,6 +25,7 @@ has no browser clients that need CORS preflight). Responses that carry an error 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import mimetypes
@@ -125,7 +126,11 @@ class _Target:
 
 
 def _resolve(
-    storage: CertificateStorage, key: str, open_file: bool, cache: ExistsCache | None = None
+    storage: CertificateStorage,
+    key: str,
+    open_file: bool,
+    cache: ExistsCache | None = None,
+    revalidate: bool = False,
 ) -> _Target:
     """Flags, S3 lookup (or the exists cache), presigning and the local open in one
     worker-thread hop.
@@ -134,11 +139,14 @@ def _resolve(
     file is only checked for existence (the URL endpoint streams nothing).
     """
     flags = storage.flags()
-    where = locate(storage, key, flags, cache)
+    where = locate(storage, key, flags, cache, revalidate=revalidate)
     fallback = where.fallback
     if where.source is Source.S3:
         url = presigned_url(storage, key, flags)
         if url is not None:
+            if cache is not None:
+                lifetime = getattr(storage.s3, "url_expiry", 0)
+                cache.attach_url(key, url, url_lifetime=lifetime)
             return _Target(url=url)
         if cache is not None:
             cache.forget(key)  # S3 could not be used for it: confirm again next time
@@ -150,6 +158,13 @@ def _resolve(
         return _Target(fallback=fallback)
     handle, size = _open_local(storage, key)
     return _Target(handle=handle, size=size, fallback=fallback)
+
+
+def _redirect(url: str) -> Response:
+    return Response(
+        status_code=302,
+        headers={"Location": url, "Cache-Control": "no-store", SOURCE_HEADER: "s3"},
+    )
 
 
 def _prometheus_for(storage: CertificateStorage) -> PrometheusEmitter:
@@ -186,6 +201,7 @@ class CertificateService:
         self.max_upload_bytes = max_upload_bytes
         #: Keys recently confirmed in S3 (disabled, ttl 0, when none is given).
         self.exists_cache = exists_cache if exists_cache is not None else ExistsCache(0)
+        self._refreshes: set[asyncio.Task[None]] = set()
         self.health = HealthChecker(storage, timeout=health_timeout)
         self.prometheus = _prometheus_for(storage)
 
@@ -198,10 +214,50 @@ class CertificateService:
             return await self.upload(request)
         return await self.download(request)
 
+    def _cached_redirect(self, key: str) -> str | None:
+        """A presigned URL from the exists cache, answered on the event loop (no thread hop).
+
+        Only while reads go to S3 under the flags in force now, so a rollback takes effect
+        on the next request. Counted as ``cert.s3.url`` like any URL the service hands out.
+        """
+        if not self.exists_cache.enabled:
+            return None
+        try:
+            flags = self.storage.flags()
+        except ConfigError:
+            return None  # the slow path reports it
+        if not (flags.read_primary or flags.s3_only):
+            return None
+        url = self.exists_cache.url_for(key)
+        if url is not None:
+            self.storage.metrics.inc("cert.s3.url", key=key)
+            if self.exists_cache.claim_refresh(key):
+                task = asyncio.get_running_loop().create_task(self._revalidate(key))
+                self._refreshes.add(task)
+                task.add_done_callback(self._refreshes.discard)
+        return url
+
+    async def _revalidate(self, key: str) -> None:
+        """Re-check ``key`` in S3 off the request path; the cache keeps or drops it."""
+        try:
+            await run_in_threadpool(_resolve, self.storage, key, False, self.exists_cache, True)
+        except Exception as err:  # a failed re-check only means the entry is not renewed
+            logger.debug("background re-check of %r failed: %s", key, err)
+        finally:
+            self.exists_cache.release_refresh(key)
+
+    async def drain_refreshes(self) -> None:
+        """Wait for the background re-checks in flight (tests, shutdown)."""
+        while self._refreshes:
+            await asyncio.gather(*list(self._refreshes), return_exceptions=True)
+
     async def download(self, request: Request) -> Response:
         """GET/HEAD: redirect to S3 when it holds the object, else stream the local file."""
         try:
             key = await self._key(request)
+            cached = self._cached_redirect(key)
+            if cached is not None:
+                return _redirect(cached)
             target = await run_in_threadpool(_resolve, self.storage, key, True, self.exists_cache)
         except InvalidKeyError as err:
             return _error(400, "invalid_key", str(err))
@@ -212,10 +268,7 @@ class CertificateService:
             return _error(503, "storage_unavailable", "the certificate store is unavailable")
         if target.url is not None:
             logger.debug("download %r: redirect to S3", key)
-            return Response(
-                status_code=302,
-                headers={"Location": target.url, "Cache-Control": "no-store", SOURCE_HEADER: "s3"},
-            )
+            return _redirect(target.url)
         handle = target.handle
         assert handle is not None
         headers = {

@@ -45,7 +45,12 @@ class Location:
 
 
 def locate(
-    storage: CertificateStorage, key: str, flags: Flags, cache: ExistsCache | None = None
+    storage: CertificateStorage,
+    key: str,
+    flags: Flags,
+    cache: ExistsCache | None = None,
+    *,
+    revalidate: bool = False,
 ) -> Location:
     """Decide where ``key`` (already canonical) is read from under ``flags``.
 
@@ -53,7 +58,8 @@ def locate(
     otherwise local with a counted fallback. S3-only: S3, an S3 error raises and a missing
     object raises :class:`~certstore.errors.S3ObjectNotFoundError`. Whether the local file
     exists is left to the caller (it opens the file, which answers that without a race).
-    With ``cache``, a recently confirmed key is S3 without a request.
+    With ``cache``, a recently confirmed key is S3 without a request, unless ``revalidate``
+    (the background re-check of an entry past half its TTL) asks S3 again.
     """
     if not (flags.read_primary or flags.s3_only):
         return Location(Source.LOCAL)
@@ -64,7 +70,7 @@ def locate(
             "(set AWS_STORAGE_BUCKET_NAME)",
             variable="AWS_STORAGE_BUCKET_NAME",
         )
-    if cache is not None and cache.confirmed(key):
+    if cache is not None and not revalidate and cache.confirmed(key):
         return Location(Source.S3)
     metrics = storage.metrics
     metrics.inc("cert.s3.read", key=key)

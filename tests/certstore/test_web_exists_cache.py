@@ -234,20 +234,55 @@ def test_a_second_download_makes_no_second_head(
 def test_after_the_ttl_the_download_heads_again(
     phase2: CertificateStorage, heads: list[str], recorder: RecordingEmitter, clock: FakeClock
 ) -> None:
+    """A key nobody asks for while it ages is HEADed on the request path once it expires."""
     with client_for(phase2, exists_cache=ExistsCache(TTL, clock=clock)) as client:
         assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
         heads.clear()
         recorder.clear()
         assert client.get("/certificates/t/a.pdf").status_code == 302
-        clock.advance(TTL - 0.01)
+        clock.advance(TTL * 0.4)
         assert client.get("/certificates/t/a.pdf").status_code == 302
         assert len(heads) == 1
-        clock.advance(0.01)
+        clock.advance(TTL * 0.6)
         assert client.get("/certificates/t/a.pdf").status_code == 302
         assert len(heads) == 2
         assert client.get("/certificates/t/a.pdf").status_code == 302
     assert len(heads) == 2
     assert recorder.count("cert.s3.read") == 2
+
+
+def _drain(client: AsgiClient, app_client_service: Any) -> None:
+    client._portal.call(app_client_service.drain_refreshes)
+
+
+@pytest.mark.integration
+def test_a_hit_past_half_the_ttl_revalidates_in_the_background(
+    phase2: CertificateStorage, heads: list[str], recorder: RecordingEmitter, clock: FakeClock
+) -> None:
+    """Stale-while-revalidate: hot keys never wait on S3, and the bound stays the TTL."""
+    app = create_app(phase2, Settings.from_env({}), api_token=TOKEN,
+                     exists_cache=ExistsCache(TTL, clock=clock))
+    service = app.state.service
+    with AsgiClient(app) as client:
+        assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
+        heads.clear()
+        assert client.get("/certificates/t/a.pdf").status_code == 302  # HEAD 1, on the path
+        clock.advance(TTL * 0.6)
+        hit = client.get("/certificates/t/a.pdf")  # answered from memory, re-check started
+        _drain(client, service)
+        assert hit.status_code == 302 and len(heads) == 2
+        clock.advance(TTL * 0.6)  # 1.2 TTL after HEAD 1, 0.6 after the re-check
+        assert client.get("/certificates/t/a.pdf").status_code == 302
+        _drain(client, service)
+        assert len(heads) == 3  # renewed again in the background, never on the request path
+        phase2.s3.delete("t/a.pdf")  # type: ignore[union-attr]  (deleted behind its back)
+        clock.advance(TTL * 0.6)
+        stale = client.get("/certificates/t/a.pdf")  # still within the TTL of the last HEAD
+        _drain(client, service)  # ...whose re-check finds the object gone
+        after = client.get("/certificates/t/a.pdf")
+    assert stale.status_code == 302
+    assert after.status_code == 200 and after.headers[SOURCE_HEADER] == "local"
+    assert recorder.count("cert.s3.read.fallback", reason="missing") >= 1
 
 
 @pytest.mark.integration
@@ -384,3 +419,96 @@ def test_s3_only_answers_404_for_a_missing_key_and_forgets_it(
         assert client.get("/certificates/t/a.pdf").status_code == 404
     assert len(cache) == 0
     assert len(heads) == 3
+
+
+# --- the presigned URL kept with a live entry ----------------------------------------------
+
+
+def test_a_url_is_kept_only_with_a_live_entry_and_only_if_it_outlives_it() -> None:
+    clock = FakeClock()
+    cache = ExistsCache(TTL, clock=clock)
+    cache.attach_url("a", "https://s3/a?sig", url_lifetime=3600)
+    assert cache.url_for("a") is None  # no entry: nothing to attach to
+    cache.remember("a")
+    cache.attach_url("a", "https://s3/a?sig", url_lifetime=TTL + 1)
+    assert cache.url_for("a") is None  # would expire too close to the entry
+    cache.attach_url("a", "https://s3/a?sig", url_lifetime=3600)
+    assert cache.url_for("a") == "https://s3/a?sig"
+    clock.advance(TTL)
+    assert cache.url_for("a") is None  # the entry expired with its URL
+    cache.remember("a")
+    assert cache.url_for("a") is None  # a new confirmation starts without a URL
+
+
+def _count_presigns(storage: CertificateStorage) -> list[str]:
+    calls: list[str] = []
+    backend = storage.s3
+    assert backend is not None
+    original = backend.url
+
+    def counting(key: str, **kwargs: Any) -> str:
+        calls.append(key)
+        return original(key, **kwargs)
+
+    backend.url = counting  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.integration
+def test_hits_reuse_the_presigned_url_without_presigning(
+    phase2: CertificateStorage, heads: list[str], recorder: RecordingEmitter, clock: FakeClock
+) -> None:
+    presigns = _count_presigns(phase2)
+    with client_for(phase2, exists_cache=ExistsCache(TTL, clock=clock)) as client:
+        assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
+        heads.clear()
+        recorder.clear()
+        first = client.get("/certificates/t/a.pdf")
+        second = client.get("/certificates/t/a.pdf")
+        third = client.head("/certificates/t/a.pdf")
+        clock.advance(TTL)
+        fourth = client.get("/certificates/t/a.pdf")
+    locations = [r.headers["location"] for r in (first, second, third, fourth)]
+    assert locations[0] == locations[1] == locations[2]
+    assert presigns == ["t/a.pdf", "t/a.pdf"]  # first answer, and again after the TTL
+    assert len(heads) == 2
+    assert recorder.count("cert.s3.url") == 4
+    assert all(r.headers[SOURCE_HEADER] == "s3" for r in (first, second, third, fourth))
+
+
+@pytest.mark.integration
+def test_a_short_url_expiry_is_never_reused(
+    make_storage: Any, http_client: Any, http_bucket: str, heads: list[str], clock: FakeClock,
+    recorder: RecordingEmitter, media_root: Any,
+) -> None:
+    metrics = Metrics([recorder])
+    s3 = S3Backend(http_client, http_bucket, prefix="certificates/", url_expiry=30,
+                   metrics=metrics)
+    storage = CertificateStorage(LocalBackend(media_root), s3,
+                                 flags=Flags(dual_write=True, read_primary=True), metrics=metrics)
+    presigns = _count_presigns(storage)
+    with client_for(storage, exists_cache=ExistsCache(TTL, clock=clock)) as client:
+        assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
+        heads.clear()
+        for _ in range(3):
+            assert client.get("/certificates/t/a.pdf").status_code == 302
+    assert len(heads) == 1  # existence is still cached
+    assert presigns == ["t/a.pdf"] * 3  # but a 30 s URL is presigned for every answer
+
+
+@pytest.mark.integration
+def test_a_rollback_to_local_ignores_the_cached_url(
+    make_storage: Any, heads: list[str], clock: FakeClock
+) -> None:
+    flags = {"value": Flags(dual_write=True, read_primary=True)}
+    storage = make_storage(dual_write=True, read_primary=True)
+    storage._flags = lambda: flags["value"]
+    with client_for(storage, exists_cache=ExistsCache(TTL, clock=clock)) as client:
+        assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
+        assert client.get("/certificates/t/a.pdf").status_code == 302
+        assert client.get("/certificates/t/a.pdf").status_code == 302
+        flags["value"] = Flags(dual_write=True)  # the operator rolls reads back to local
+        local = client.get("/certificates/t/a.pdf")
+    assert local.status_code == 200
+    assert local.headers[SOURCE_HEADER] == "local"
+    assert local.content == PDF
