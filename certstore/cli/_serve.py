@@ -11,14 +11,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-
-#: GIL switch interval for the service process, in seconds (CPython's default is 0.005).
-SWITCH_INTERVAL = 0.0005
 
 _LOOPBACK_NAMES = ("localhost",)
 
@@ -122,10 +118,6 @@ def serve_command(
         if exists_ttl is not None:
             kwargs["exists_ttl"] = exists_ttl
         app = web.create_app(storage, settings, **kwargs)
-        # The event loop shares the GIL with the thread pool that runs boto3 calls (CPU-heavy:
-        # ~1.7 ms of botocore per call). At CPython's default 5 ms switch interval a request
-        # that needs only the loop waits behind them; a shorter interval bounds that wait.
-        sys.setswitchinterval(SWITCH_INTERVAL)
         config = uvicorn.Config(
             app,
             host=host,
