@@ -26,10 +26,21 @@ def failed_checks(report: dict[str, Any]) -> set[str]:
 
 
 def test_a_healthy_rehearsal_is_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 60 certificates, 30 timed uploads: one scheduling hiccup on a busy CI machine cannot
-    # move the p95 of 30 samples on its own (with 20 it would be the maximum)
+    # Every check must pass, with the latency limits loosened: a p99 of 30 uploads is their
+    # maximum, so on a CI machine running the suite under xdist and coverage one fsync or
+    # scheduling stall would judge the machine, not the rehearsal. The shipped limits are
+    # covered by test_rehearsal_checklist.py (each check made to pass and to fail), by the
+    # NO-GO tests below (injected latency), and by the release gate's 120-sample SLO tests on
+    # the HTTP endpoint (tests/certstore/test_router_slo.py).
+    loose = tmp_path / "loose-latency.toml"
+    loose.write_text(
+        "[thresholds]\nupload_p95_ms = 10000\nupload_p99_ms = 10000\nurl_p95_ms = 10000\n"
+        "download_p95_ms = 10000\n",
+        encoding="utf-8",
+    )
     code, out, _ = run_cli(
-        ["--count", "60", "--size-kb", "2", "--json", "--report", str(tmp_path / "rehearsal")],
+        ["--count", "60", "--size-kb", "2", "--json", "--report", str(tmp_path / "rehearsal"),
+         "--thresholds", str(loose)],
         capsys,
     )
     report = json.loads(out)
