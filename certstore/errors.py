@@ -10,8 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 
-class CertstoreError(Exception):
-    """Base of every error certstore raises on purpose."""
+class ContextError(Exception):
+    """An exception that carries what was wrong as attributes and survives pickling.
+
+    The base of this package's tree and of the ``slo`` package's: a one-line message for the
+    user, the context (key, bucket, file, field...) for code, and a ``__reduce__`` so errors
+    cross process boundaries (xdist workers, executors) intact.
+    """
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -27,10 +32,14 @@ class CertstoreError(Exception):
         return self.message
 
 
-def _rebuild(cls: type[CertstoreError], message: str, context: dict[str, Any]) -> CertstoreError:
+def _rebuild(cls: type[ContextError], message: str, context: dict[str, Any]) -> ContextError:
     error = cls.__new__(cls)
-    CertstoreError.__init__(error, message, **context)
+    ContextError.__init__(error, message, **context)
     return error
+
+
+class CertstoreError(ContextError):
+    """Base of every error certstore raises on purpose."""
 
 
 class ConfigError(CertstoreError, ValueError):

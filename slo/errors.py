@@ -7,30 +7,11 @@ objective is not an error, it is a ``FAIL`` verdict.
 
 from __future__ import annotations
 
-from typing import Any
+from certstore.errors import ContextError
 
 
-class SloError(Exception):
-    """Base of every error ``slo`` raises on purpose."""
-
-    def __init__(self, message: str, **context: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.context = context
-        for name, value in context.items():
-            setattr(self, name, value)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.message, self.context))
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _rebuild(cls: type[SloError], message: str, context: dict[str, Any]) -> SloError:
-    error = cls.__new__(cls)
-    SloError.__init__(error, message, **context)
-    return error
+class SloError(ContextError):
+    """Base of every error ``slo`` raises on purpose (context and pickling from the base)."""
 
 
 class SpecError(SloError, ValueError):
