@@ -18,6 +18,7 @@ from certstore._transfer_common import (
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
     LocalFileProblem,
+    VerifyFailed,
     b64_sha256,
     check_sha256,
     check_size,
@@ -26,6 +27,7 @@ from certstore._transfer_common import (
     content_type,
     existing_matches,
     hash_file,
+    judge_head,
     judge_multipart,
     judge_put,
     local_size,
@@ -37,7 +39,6 @@ from certstore._transfer_types import (
     REASON_S3_ERROR,
     REASON_VERIFY_FAILED,
     VERIFIED_EXISTING,
-    VERIFIED_HEAD,
     UploadItem,
     UploadResult,
     check_existing_mode,
@@ -53,10 +54,6 @@ if TYPE_CHECKING:
     from certstore.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-
-class _Verify(Exception):
-    """The server's answer did not prove the copy (internal control flow)."""
 
 
 class Boto3Uploader:
@@ -153,7 +150,7 @@ class Boto3Uploader:
             return failure(item, problem.reason, problem.message)
         except S3Error as err:
             return failure(item, REASON_S3_ERROR, str(err))
-        except _Verify as err:
+        except VerifyFailed as err:
             return failure(item, REASON_VERIFY_FAILED, str(err))
 
     def _call(self, operation: str, key: str, **params: Any) -> dict[str, Any]:
@@ -252,7 +249,7 @@ class Boto3Uploader:
             sha256_hex=sha_hex,
         )
         if verified_by is None:
-            raise _Verify(f"s3://{self.bucket}/{object_key}: {problem}")
+            raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
         return UploadResult(
             item,
             True,
@@ -318,7 +315,7 @@ class Boto3Uploader:
             raise
         verified_by, problem = judge_multipart(completed.get("ETag"), digests)
         if verified_by is None:
-            raise _Verify(f"s3://{self.bucket}/{object_key}: {problem}")
+            raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
         return UploadResult(
             item,
             True,
@@ -362,7 +359,7 @@ class Boto3Uploader:
                     ContentMD5=_b64(md5_raw),
                 )
                 if clean_etag(response.get("ETag")) != md5_raw.hex():
-                    raise _Verify(
+                    raise VerifyFailed(
                         f"s3://{self.bucket}/{object_key}: part {number} ETag "
                         f"{clean_etag(response.get('ETag'))} != MD5 {md5_raw.hex()}"
                     )
@@ -387,21 +384,11 @@ class Boto3Uploader:
 
     def _head_verify(self, result: UploadResult, object_key: str) -> UploadResult:
         head = self._call("HeadObject", object_key, Bucket=self.bucket, Key=object_key)
-        item = result.item
-        size = head.get("ContentLength")
-        stored = (head.get("Metadata", {}).get("sha256") or "").lower()
-        if size != item.size or stored != item.sha256.lower():
-            raise _Verify(
-                f"s3://{self.bucket}/{object_key}: HEAD shows size {size} sha256 "
-                f"{stored or '-'}, expected {item.size} {item.sha256.lower()}"
-            )
-        return UploadResult(
-            item,
-            True,
-            None,
-            etag=result.etag,
-            verified_by=VERIFIED_HEAD,
-            bytes_sent=result.bytes_sent,
+        return judge_head(
+            result,
+            f"s3://{self.bucket}/{object_key}",
+            head.get("ContentLength"),
+            head.get("Metadata", {}).get("sha256"),
         )
 
 

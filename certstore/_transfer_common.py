@@ -22,7 +22,9 @@ from certstore._transfer_types import (
     REASON_LOCAL_MISSING,
     VERIFIED_CHECKSUM_SHA256,
     VERIFIED_ETAG_MD5,
+    VERIFIED_HEAD,
     UploadItem,
+    UploadResult,
 )
 from certstore.errors import CertstoreError
 
@@ -41,6 +43,34 @@ _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 def conditional_unsupported(code: str | None, status: int | None) -> bool:
     """Did the server refuse ``If-None-Match: *`` on PUT itself (older S3 look-alikes)?"""
     return code == "NotImplemented" or status == 501
+
+
+class VerifyFailed(Exception):
+    """The server's answer did not prove the copy (control flow inside both engines)."""
+
+
+def judge_head(
+    result: UploadResult, location: str, size: object, stored_sha256: str | None
+) -> UploadResult:
+    """``verify_method="head"``: the object's size and stored SHA-256 must be the item's.
+
+    The engines fetch the HEAD their own way; the judgement is this one.
+    """
+    item = result.item
+    digest = (stored_sha256 or "").lower()
+    if size != item.size or digest != item.sha256.lower():
+        raise VerifyFailed(
+            f"{location}: HEAD shows size {size} sha256 {digest or '-'}, "
+            f"expected {item.size} {item.sha256.lower()}"
+        )
+    return UploadResult(
+        item,
+        True,
+        None,
+        etag=result.etag,
+        verified_by=VERIFIED_HEAD,
+        bytes_sent=result.bytes_sent,
+    )
 
 
 class LocalFileProblem(CertstoreError):

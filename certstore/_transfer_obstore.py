@@ -31,12 +31,14 @@ from certstore._transfer_common import (
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
     LocalFileProblem,
+    VerifyFailed,
     check_sha256,
     check_size,
     clean_etag,
     conditional_unsupported,
     content_type,
     existing_matches,
+    judge_head,
     judge_multipart,
     judge_put,
     local_size,
@@ -48,7 +50,6 @@ from certstore._transfer_types import (
     REASON_S3_ERROR,
     REASON_VERIFY_FAILED,
     VERIFIED_EXISTING,
-    VERIFIED_HEAD,
     UploadItem,
     UploadResult,
     check_existing_mode,
@@ -74,10 +75,6 @@ logger = logging.getLogger(__name__)
 _BIG_AT_ONCE = 2
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
 _STATUS = re.compile(r"status code: (\d{3})")
-
-
-class _Verify(Exception):
-    """The server's answer did not prove the copy (internal control flow)."""
 
 
 class _S3Failure(Exception):
@@ -328,7 +325,7 @@ class ObstoreUploader:
             return failure(item, problem.reason, problem.message)
         except _S3Failure as err:
             return failure(item, REASON_S3_ERROR, str(err))
-        except _Verify as err:
+        except VerifyFailed as err:
             return failure(item, REASON_VERIFY_FAILED, str(err))
 
     def _error(self, operation: str, object_key: str, err: Exception) -> _S3Failure:
@@ -425,7 +422,7 @@ class ObstoreUploader:
         etag = response.get("e_tag")
         verified_by, problem = judge_put(etag, None, md5_hex=md5_hex, sha256_hex=sha_hex)
         if verified_by is None:
-            raise _Verify(f"s3://{self.bucket}/{object_key}: {problem}")
+            raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
         return UploadResult(
             item, True, None, etag=clean_etag(etag), verified_by=verified_by, bytes_sent=len(data)
         )
@@ -477,7 +474,7 @@ class ObstoreUploader:
                 raise self._error("MultipartUpload", object_key, err) from err
         verified_by, problem = judge_multipart(response.get("e_tag"), digests)
         if verified_by is None:
-            raise _Verify(f"s3://{self.bucket}/{object_key}: {problem}")
+            raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
         return UploadResult(
             item,
             True,
@@ -489,21 +486,9 @@ class ObstoreUploader:
 
     async def _head_verify(self, result: UploadResult, object_key: str) -> UploadResult:
         stored = await self._stored(object_key)
-        item = result.item
         size, _, attributes = stored if stored is not None else (None, None, {})
-        digest = (attributes.get("sha256") or "").lower()
-        if size != item.size or digest != item.sha256.lower():
-            raise _Verify(
-                f"s3://{self.bucket}/{object_key}: HEAD shows size {size} sha256 "
-                f"{digest or '-'}, expected {item.size} {item.sha256.lower()}"
-            )
-        return UploadResult(
-            item,
-            True,
-            None,
-            etag=result.etag,
-            verified_by=VERIFIED_HEAD,
-            bytes_sent=result.bytes_sent,
+        return judge_head(
+            result, f"s3://{self.bucket}/{object_key}", size, attributes.get("sha256")
         )
 
 
