@@ -14,6 +14,7 @@ from certstore.catalog._records import (
     Mark,
     NewCertificate,
     Selection,
+    iter_keyset,
     parse_shard,
     utcnow,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "Selection",
     "file_sha256",
     "import_tree",
+    "iter_keyset",
     "parse_shard",
     "tournament_rule",
     "utcnow",

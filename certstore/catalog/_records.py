@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,25 @@ import sqlalchemy as sa
 
 from certstore.catalog._schema import certificates
 from certstore.errors import ConfigError
+
+
+def iter_keyset(
+    next_batch: Callable[[int, int], list[CertificateRecord]],
+    *,
+    after_id: int = 0,
+    batch_size: int = 1000,
+) -> Iterator[CertificateRecord]:
+    """Every row ``next_batch(after_id, limit)`` pages through, in id order.
+
+    The keyset loop every catalog shares (SQLAlchemy's and the Django adapter's): one batch in
+    memory at a time, and the next batch starts after the last id seen, never at an offset.
+    """
+    while True:
+        batch = next_batch(after_id, batch_size)
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        after_id = batch[-1].id
 
 
 def utcnow() -> datetime:

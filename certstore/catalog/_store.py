@@ -24,6 +24,7 @@ from certstore.catalog._records import (
     NewCertificate,
     Selection,
     _aware,
+    iter_keyset,
     utcnow,
 )
 from certstore.catalog._schema import certificates, check_schema, checkpoints, ensure_schema
@@ -211,12 +212,11 @@ class Catalog:
         batch_size: int = 1000,
     ) -> Iterator[CertificateRecord]:
         """Every matching row in id order, one keyset batch in memory at a time."""
-        while True:
-            batch = self.next_batch(after_id, batch_size, selection=selection, state=state)
-            yield from batch
-            if len(batch) < batch_size:
-                return
-            after_id = batch[-1].id
+        return iter_keyset(
+            lambda after, limit: self.next_batch(after, limit, selection=selection, state=state),
+            after_id=after_id,
+            batch_size=batch_size,
+        )
 
     def iter_keys_ordered(
         self, *, state: State = "migrated", batch_size: int = 1000

@@ -35,6 +35,7 @@ from certstore.catalog import (
     Checkpoint,
     Mark,
     Selection,
+    iter_keyset,
     utcnow,
 )
 from certstore.contrib.django.settings import DjangoConfigError
@@ -317,12 +318,11 @@ class DjangoCatalog:
         batch_size: int = 1000,
     ) -> Iterator[CertificateRecord]:
         """Every matching row in id order, one batch in memory at a time."""
-        while True:
-            batch = self.next_batch(after_id, batch_size, selection=selection, state=state)
-            yield from batch
-            if len(batch) < batch_size:
-                return
-            after_id = batch[-1].id
+        return iter_keyset(
+            lambda after, limit: self.next_batch(after, limit, selection=selection, state=state),
+            after_id=after_id,
+            batch_size=batch_size,
+        )
 
     def iter_keys_ordered(
         self, *, state: str = "migrated", batch_size: int = 1000
