@@ -174,9 +174,13 @@ class CertificateStorage:
             return None
 
     def _read(self, key: str, s3_call: Callable[[StorageBackend], Any],
-              local_call: Callable[[StorageBackend], Any]) -> Any:
-        """S3 first when read-primary (or S3-only), local otherwise, with the fallback rules."""
-        flags = self.flags()
+              local_call: Callable[[StorageBackend], Any], flags: Flags | None = None) -> Any:
+        """S3 first when read-primary (or S3-only), local otherwise, with the fallback rules.
+
+        ``flags`` when the caller already resolved them for this operation.
+        """
+        if flags is None:
+            flags = self.flags()
         if flags.s3_only:
             self.metrics.inc("cert.s3.read", key=key)
             with self._timed("cert.s3.read.seconds"):
@@ -208,15 +212,16 @@ class CertificateStorage:
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists where reads go (an S3 miss falls back to local)."""
         canonical = normalize_key(key)
+        flags = self.flags()
 
         def on_s3(backend: StorageBackend) -> bool:
             if backend.exists(canonical):
                 return True
-            if self.flags().s3_only:
+            if flags.s3_only:
                 return False
             raise _Missing(canonical)
 
-        return bool(self._read(canonical, on_s3, lambda b: b.exists(canonical)))
+        return bool(self._read(canonical, on_s3, lambda b: b.exists(canonical), flags))
 
     def size(self, key: str) -> int:
         """Size in bytes; raises ``ObjectNotFoundError`` when nobody has it."""
@@ -240,11 +245,12 @@ class CertificateStorage:
                 raise NotImplementedError(f"S3 records no {which} time")
             return backend.info(canonical).modified
 
-        if which != "modified" and (self.flags().read_primary or self.flags().s3_only):
-            if self.flags().s3_only:
+        flags = self.flags()
+        if which != "modified" and (flags.read_primary or flags.s3_only):
+            if flags.s3_only:
                 return on_s3(self._s3())
             return on_local(self._local())
-        result: datetime = self._read(canonical, on_s3, on_local)
+        result: datetime = self._read(canonical, on_s3, on_local, flags)
         return result
 
     def get_modified_time(self, key: str) -> datetime:
