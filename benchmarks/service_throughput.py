@@ -4,7 +4,7 @@ Same machine, same uvicorn settings, same Locust load (fixed users, each at a co
 rate), against three targets:
 
 - ``service``: ``certstore serve`` in phase 2 (read-primary) with its exists cache at the
-  configured TTL (``CERTSTORE_WEB_EXISTS_TTL``, default 5 s; ``--exists-ttl`` to try
+  configured TTL (``CERTSTORE_WEB_EXISTS_TTL``, default 60 s; ``--exists-ttl`` to try
   another): a download is one presign and a 302, plus one S3 HeadObject when the key was not
   confirmed within the TTL;
 - ``service_no_cache``: the same service with ``--exists-ttl 0``: every download HEADs;
@@ -14,8 +14,11 @@ rate), against three targets:
 Rounds alternate service/service_no_cache/floor so machine noise hits all three. Only the
 first leg (``GET /certificates/[key]``, the service's answer) is measured (``--skip-s3-leg``):
 the S3 download itself is the same for all. Both services share one S3 endpoint and media
-root; after the rounds each service's ``/metrics`` gives the fraction of downloads that made a
-HeadObject (``cert.s3.read`` over ``cert.s3.url``).
+root; each service's ``/metrics`` before and after the rounds gives the fraction of measured
+downloads that made a HeadObject (``cert.s3.read`` over ``cert.s3.url``).
+
+Each side first gets an unmeasured warm-up run (``--warmup``, default 10 s; the seeding
+happens there), so the rounds show the steady state; ``--warmup 0`` measures from cold.
 
 The service, its S3 endpoint (a moto server in its own process) and Locust all share this
 machine, so the figures include their competition for its cores.
@@ -23,7 +26,7 @@ machine, so the figures include their competition for its cores.
 Target: the service's p95 at most 1.5x the floor's p95 at the same request rate.
 
     python benchmarks/service_throughput.py [--users 10] [--user-rps 5] [--duration 20]
-        [--rounds 2] [--exists-ttl SECONDS] [--json PATH]
+        [--rounds 3] [--warmup 10] [--exists-ttl SECONDS] [--json PATH]
 """
 
 from __future__ import annotations
@@ -131,9 +134,16 @@ def script(name: str) -> str:
 
 
 def locust_round(
-    host: str, out: Path, args: argparse.Namespace, *, seed: bool, env: dict[str, str]
+    host: str,
+    out: Path,
+    args: argparse.Namespace,
+    *,
+    seed: bool,
+    env: dict[str, str],
+    duration: int,
 ) -> dict[str, float]:
-    """One fixed-load Locust run; returns the first leg's rate and percentiles."""
+    """One fixed-load Locust run of ``duration`` seconds; returns the first leg's rate and
+    percentiles."""
     prefix = out / "locust"
     command = [
         script("locust"),
@@ -145,7 +155,7 @@ def locust_round(
         "-r",
         str(args.users * 10),
         "-t",
-        f"{args.duration}s",
+        f"{duration}s",
         "--host",
         host,
         "--csv",
@@ -164,9 +174,7 @@ def locust_round(
     if not seed:
         command.append("--skip-seed")
     out.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        command, env=env, cwd=out, capture_output=True, timeout=args.duration + 120
-    )
+    result = subprocess.run(command, env=env, cwd=out, capture_output=True, timeout=duration + 120)
     (out / "locust.log").write_bytes(result.stdout + result.stderr)
     with open(f"{prefix}_stats.csv", newline="") as handle:
         rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(handle)}
@@ -193,16 +201,21 @@ def metric_total(exposition: str, name: str) -> float:
     return total
 
 
-def head_fraction(port: int) -> float | None:
-    """HeadObjects per presigned redirect the service at ``port`` has made so far."""
+def s3_counts(port: int) -> tuple[float, float]:
+    """(HeadObjects, presigned redirects) the service at ``port`` has made so far."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("GET", "/metrics")
         text = connection.getresponse().read().decode()
     finally:
         connection.close()
-    urls = metric_total(text, "cert_s3_url_total")
-    return metric_total(text, "cert_s3_read_total") / urls if urls else None
+    return metric_total(text, "cert_s3_read_total"), metric_total(text, "cert_s3_url_total")
+
+
+def head_fraction(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    """HeadObjects per redirect between two :func:`s3_counts` snapshots."""
+    urls = after[1] - before[1]
+    return (after[0] - before[0]) / urls if urls else None
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -269,6 +282,19 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for side in SIDES:
             wait_for(f"http://127.0.0.1:{ports[side]}/healthz", start(side, commands[side]))
         rounds: dict[str, Any] = {side: [] for side in SIDES}
+        # The warm-up (seeding included) is run and thrown away: the measured rounds show
+        # the steady state, as pytest-benchmark's warm-up or a k6 ramp stage would.
+        for side in SIDES if args.warmup else ():
+            locust_round(
+                f"http://127.0.0.1:{ports[side]}",
+                work / f"{side}-warmup",
+                args,
+                seed=side == "service",
+                env=env,
+                duration=args.warmup,
+            )
+        cached_sides = ("service", "service_no_cache")
+        before = {side: s3_counts(ports[side]) for side in cached_sides}
         for n in range(args.rounds):
             for side in SIDES:
                 rounds[side].append(
@@ -276,12 +302,13 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         f"http://127.0.0.1:{ports[side]}",
                         work / f"{side}-{n}",
                         args,
-                        seed=n == 0 and side == "service",
+                        seed=not args.warmup and n == 0 and side == "service",
                         env=env,
+                        duration=args.duration,
                     )
                 )
         rounds["head_fraction"] = {
-            side: head_fraction(ports[side]) for side in ("service", "service_no_cache")
+            side: head_fraction(before[side], s3_counts(ports[side])) for side in cached_sides
         }
     finally:
         for process in reversed(processes):
@@ -301,6 +328,7 @@ def summarise(rounds: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "offered_rps": args.users * args.user_rps,
         "duration_s": args.duration,
         "rounds": args.rounds,
+        "warmup_s": args.warmup,
         "cert_size_kb": args.cert_size_kb,
         "target_p95_ratio": TARGET_P95_RATIO,
         "service_exists_ttl_s": configured_ttl(args),
@@ -311,6 +339,7 @@ def summarise(rounds: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
             result[f"{side}_{field}"] = statistics.median(r[field] for r in runs)
         result[f"{side}_requests"] = sum(int(r["requests"]) for r in runs)
+        result[f"{side}_round_p95_ms"] = ",".join(f"{r['p95_ms']:g}" for r in runs)
         result[f"{side}_failures"] = sum(int(r["failures"]) for r in runs)
     for side, fraction in rounds["head_fraction"].items():
         result[f"{side}_head_fraction"] = fraction
@@ -379,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         help="downloads per second per user (constant throughput)",
     )
     parser.add_argument("--duration", type=int, default=20, help="seconds per round and side")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        metavar="SECONDS",
+        help="an unmeasured run per side before the rounds (0: none, the first round is cold)",
+    )
     parser.add_argument("--cert-count", type=int, default=50)
     parser.add_argument("--cert-size-kb", type=int, default=50)
     parser.add_argument(
@@ -387,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="exists-cache TTL of the cached service [default: CERTSTORE_WEB_EXISTS_TTL's, 5]",
+        help="exists-cache TTL of the cached service [default: CERTSTORE_WEB_EXISTS_TTL's, 60]",
     )
     parser.add_argument("--json", metavar="PATH", help="write the figures as flat JSON")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -400,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         or args.user_rps <= 0
     ):
         parser.error("every count, the duration and --user-rps must be positive")
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more seconds")
     if args.exists_ttl is not None and not 0 < args.exists_ttl <= 300:
         parser.error(
             "--exists-ttl must be above 0 (the uncached service is measured anyway) and at most 300"

@@ -200,7 +200,7 @@ OPTIONS: tuple[Option, ...] = (
            "TOML or JSON file whose flags override the environment, re-read on change"),
     Option("CERTSTORE_CATALOG_URL", "catalog_url", _text, "sqlite:///certstore-catalog.sqlite3",
            "SQLAlchemy URL of the certificate catalog"),
-    Option("CERTSTORE_WEB_EXISTS_TTL", "web_exists_ttl", _seconds_or_off(300), 5.0,
+    Option("CERTSTORE_WEB_EXISTS_TTL", "web_exists_ttl", _seconds_or_off(300), 60.0,
            "seconds the web service trusts that an object it saw in S3 is still there; 0: off"),
     Option("AWS_ACCESS_KEY_ID", "access_key_id", _text, None,
            "S3 access key (boto3 also finds profiles and roles)", secret=True),
@@ -437,7 +437,7 @@ class Settings:
     media_url: str = "/media/"
     flags_file: str | None = None
     catalog_url: str = "sqlite:///certstore-catalog.sqlite3"
-    web_exists_ttl: float = 5.0
+    web_exists_ttl: float = 60.0
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     api_token: str | None = field(default=None, repr=False)

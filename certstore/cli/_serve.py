@@ -69,7 +69,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     default=None,
     metavar="SECONDS",
     help="Skip the S3 HEAD for keys confirmed this recently; 0 turns it off  "
-    "[default: CERTSTORE_WEB_EXISTS_TTL, 5].",
+    "[default: CERTSTORE_WEB_EXISTS_TTL, 60].",
 )
 @click.option(
     "--access-log/--no-access-log",

@@ -15,7 +15,7 @@ files are streamed in chunks; the event loop only moves bytes. Routes:
 =======================================  =====================================================
 
 A download that redirects to S3 first confirms the object with a HeadObject; keys confirmed in
-the last ``CERTSTORE_WEB_EXISTS_TTL`` seconds (default 5) skip it (see ``_exists_cache``). The
+the last ``CERTSTORE_WEB_EXISTS_TTL`` seconds (default 60) skip it (see ``_exists_cache``). The
 service forgets a key on its own upload and whenever S3 says it is gone.
 
 Any other method on these paths is 405 with an ``Allow`` header (OPTIONS included: the service

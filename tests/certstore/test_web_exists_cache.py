@@ -148,7 +148,7 @@ def test_concurrent_use_keeps_the_bound() -> None:
 
 
 def test_the_setting_defaults_to_five_seconds_and_zero_is_allowed() -> None:
-    assert Settings.from_env({}).web_exists_ttl == 5.0
+    assert Settings.from_env({}).web_exists_ttl == 60.0
     assert Settings.from_env({"CERTSTORE_WEB_EXISTS_TTL": "0"}).web_exists_ttl == 0.0
     assert Settings.from_env({"CERTSTORE_WEB_EXISTS_TTL": "300"}).web_exists_ttl == 300.0
 
@@ -162,7 +162,7 @@ def test_a_bad_setting_names_the_variable(value: str) -> None:
 def test_the_app_takes_its_ttl_from_the_settings(make_storage: Any) -> None:
     storage = make_storage(dual_write=True, read_primary=True)
     default = create_app(storage, Settings.from_env({}), api_token=TOKEN)
-    assert default.state.service.exists_cache.ttl == 5.0
+    assert default.state.service.exists_cache.ttl == 60.0
     off = create_app(storage, Settings.from_env({"CERTSTORE_WEB_EXISTS_TTL": "0"}))
     assert not off.state.service.exists_cache.enabled
     override = create_app(storage, Settings.from_env({}), exists_ttl=12)
