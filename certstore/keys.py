@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from certstore.errors import InvalidKeyError
@@ -81,15 +82,52 @@ def resolve_under(root: str | os.PathLike[str], key: str) -> Path:
     """Return the local path for ``key`` under ``root``, refusing anything outside it.
 
     The key rules already make escape impossible for plain paths; the second check catches a
-    symlink inside the root that points outside it.
+    symlink inside the root that points outside it. Resolves ``root`` on every call; code that
+    resolves many keys under one root keeps a :class:`MediaRoot`.
     """
-    canonical = normalize_key(key)
-    base = Path(root).resolve()
-    path = base.joinpath(*canonical.split("/"))
-    resolved = path.resolve()
-    if resolved != base and base not in resolved.parents:
-        raise _reject(key, "escape", f"resolves outside the media root {str(base)!r}")
-    return path
+    return MediaRoot(root).resolve(key)
+
+
+class MediaRoot:
+    """A media root resolved once, for resolving many keys under it (the backfill: one per
+    row).
+
+    Same guarantee as :func:`resolve_under`, cheaper: instead of ``realpath`` over the whole
+    path (an ``lstat`` for every component from ``/`` down, the root's included), only the
+    components below the root are ``lstat``-ed, and the full ``realpath`` check runs only when
+    one of them is a symlink. The root itself is resolved when the object is made: re-pointing
+    a symlinked media root takes effect for the next ``MediaRoot``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.base = os.path.realpath(root)
+        self._base_path = Path(self.base)
+
+    def resolve(self, key: str) -> Path:
+        """The path of ``key`` under the root; :class:`InvalidKeyError` for a bad key or one
+        whose path leaves the root through a symlink."""
+        canonical = normalize_key(key)
+        path = os.path.join(self.base, *canonical.split("/"))
+        current = self.base
+        for part in canonical.split("/"):
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                break  # nothing below a missing component can be a symlink
+            except OSError:
+                self._check_contained(key, path)
+                break
+            if stat.S_ISLNK(mode):
+                self._check_contained(key, path)
+                break
+        return Path(path)
+
+    def _check_contained(self, key: str, path: str) -> None:
+        resolved = os.path.realpath(path)
+        if resolved != self.base and not resolved.startswith(self.base.rstrip(os.sep) + os.sep):
+            raise _reject(key, "escape", f"resolves outside the media root {self.base!r}")
 
 
 def join_prefix(prefix: str, key: str) -> str:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from certstore.errors import InvalidKeyError
 from certstore.keys import (
     MAX_KEY_BYTES,
+    MediaRoot,
     is_valid_key,
     join_prefix,
     normalize_key,
@@ -87,6 +88,59 @@ def test_a_symlink_inside_the_root_cannot_lead_outside(tmp_path: Path) -> None:
     with pytest.raises(InvalidKeyError) as info:
         resolve_under(root, "link/secret.pdf")
     assert info.value.reason == "escape"
+
+
+def _symlinked_tree(tmp_path: Path) -> Path:
+    """media/ with a link out (dir and file), a link that stays inside, and a dangling one."""
+    root = tmp_path / "media"
+    outside = tmp_path / "outside"
+    (root / "real" / "deep").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.pdf").write_bytes(b"secret")
+    (root / "real" / "deep" / "a.pdf").write_bytes(b"a")
+    os.symlink(outside, root / "out")
+    os.symlink(outside / "secret.pdf", root / "real" / "secret.pdf")
+    os.symlink(root / "real" / "deep", root / "alias")
+    os.symlink(tmp_path / "nowhere", root / "dangling")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("key", "escapes"),
+    [
+        ("out/secret.pdf", True),
+        ("real/secret.pdf", True),
+        ("out/missing/x.pdf", True),
+        ("alias/a.pdf", False),
+        ("real/deep/a.pdf", False),
+        ("real/missing/x.pdf", False),
+        ("dangling/x.pdf", True),
+    ],
+)
+def test_media_root_refuses_exactly_the_symlinks_that_leave_it(
+    tmp_path: Path, key: str, escapes: bool
+) -> None:
+    root = _symlinked_tree(tmp_path)
+    for resolve in (MediaRoot(root).resolve, lambda k: resolve_under(root, k)):
+        if escapes:
+            with pytest.raises(InvalidKeyError) as info:
+                resolve(key)
+            assert info.value.reason == "escape"
+        else:
+            path = resolve(key)
+            assert path == Path(os.path.realpath(root)) / key
+            assert Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def test_media_root_resolves_its_root_once_and_answers_under_it(tmp_path: Path) -> None:
+    real = tmp_path / "real-media"
+    real.mkdir()
+    os.symlink(real, tmp_path / "media")
+    media = MediaRoot(tmp_path / "media")
+    assert media.base == str(real)
+    assert media.resolve("a/b.pdf") == real / "a" / "b.pdf"
+    with pytest.raises(InvalidKeyError):
+        media.resolve("../b.pdf")
 
 
 segment = st.text(
