@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from certstore.backfill import BackfillSummary
     from certstore.catalog import Selection
     from certstore.consistency import ConsistencyReport
+    from certstore.metrics import Metrics
     from certstore.verify import ValidationRun
 
 #: The message of a real backfill (or a repair) while ``CERT_S3_BACKFILL_ENABLED`` is off.
@@ -262,12 +263,16 @@ def run_backfill(
     *,
     progress: Progress | None = None,
     notify: Callable[[str], None],
+    metrics: Metrics | None = None,
 ) -> BackfillSummary:
     """Copy the site's pending certificates to S3, each verified before it is marked migrated.
 
     A real run needs ``CERT_S3_BACKFILL_ENABLED``; a dry run needs no flag and sends no S3
     request. SIGINT/SIGTERM stop it cleanly (``notify`` gets one line); the summary then says
-    ``interrupted`` and carries the resume token.
+    ``interrupted`` and carries the resume token. ``metrics`` receives
+    ``cert.backfill.objects`` and the engine's events (default: the process-wide
+    :func:`~certstore.metrics.default_metrics`, whose Prometheus registry a web process or a
+    Django site exposes).
     """
     from certstore.backfill import Backfill, BackfillOptions, start_position
 
@@ -292,14 +297,17 @@ def run_backfill(
             verify_method=request.verify_method,
             started_from=source,
         )
-        metrics = None
+        run_metrics = None  # a dry run emits nothing
         if not request.dry_run:
-            from certstore.metrics import default_metrics
             from certstore.transfer import make_uploader
 
-            metrics = default_metrics()
+            if metrics is None:
+                from certstore.metrics import default_metrics
+
+                metrics = default_metrics()
+            run_metrics = metrics
             uploader = make_uploader(
-                settings, workers=request.workers, engine=request.engine, metrics=metrics
+                settings, workers=request.workers, engine=request.engine, metrics=run_metrics
             )
             # one HeadBucket on the uploader's own client: a dead endpoint or a missing
             # bucket is one clear line before any work starts (the finally closes it)
@@ -309,7 +317,7 @@ def run_backfill(
             catalog,
             settings.media_root,
             uploader=uploader,
-            metrics=metrics,
+            metrics=run_metrics,
             progress=progress,
             stop=stop,
         )

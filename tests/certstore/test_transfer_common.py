@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mimetypes
 from pathlib import Path
 
 import pytest
 
 from certstore._transfer_common import (
+    _CERTIFICATE_TYPES,
     LocalFileProblem,
     content_type,
     existing_matches,
@@ -88,4 +90,11 @@ def test_local_reads_check_the_catalog(tmp_path: Path) -> None:
 
 def test_content_type_from_the_key() -> None:
     assert content_type("a/b/Curaçao.pdf") == "application/pdf"
+    assert content_type("a/b/scan.PDF") == "application/pdf"
     assert content_type("no-extension") == "application/octet-stream"
+    assert content_type("page.html") == "text/html"
+
+
+@pytest.mark.parametrize("extension", sorted(_CERTIFICATE_TYPES))
+def test_the_certificate_type_shortcut_agrees_with_mimetypes(extension: str) -> None:
+    assert mimetypes.guess_type(f"x{extension}", strict=False)[0] == _CERTIFICATE_TYPES[extension]
