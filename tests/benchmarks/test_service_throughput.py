@@ -43,6 +43,7 @@ def _round(p95: float, *, p50: float = 2.0, failures: int = 0, rps: float = 50.0
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p95 * 2,
+        "locust_p95_ms": float(round(p95)),
     }
 
 
@@ -82,10 +83,29 @@ def test_a_slow_service_or_a_failing_one_misses_the_target(bench: ModuleType) ->
     assert failing["meets_target"] is False
 
 
-def test_a_floor_below_locusts_resolution_counts_as_one_millisecond(bench: ModuleType) -> None:
-    result = bench.summarise(_rounds([_round(1.5)], [_round(20)], [_round(0, p50=0)]), _args())
-    assert result["p95_ratio"] == pytest.approx(1.5)
+def test_sub_millisecond_percentiles_are_compared_as_measured(bench: ModuleType) -> None:
+    result = bench.summarise(
+        _rounds([_round(0.6, p50=0.3)], [_round(20)], [_round(0.5, p50=0.25)]), _args()
+    )
+    assert result["p95_ratio"] == pytest.approx(1.2)
+    assert result["p50_ratio"] == pytest.approx(1.2)
     assert result["meets_target"] is True
+    with pytest.raises(ValueError, match="above 0"):
+        bench.summarise(_rounds([_round(1)], [_round(20)], [_round(0, p50=0)]), _args())
+
+
+def test_response_times_are_read_unrounded_and_filtered(bench: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "times.csv"
+    path.write_text(
+        "type,name,response_time_ms,failed\n"
+        "GET,/certificates/[key],2.4310,0\n"
+        "GET,/certificates/[key],9.0000,1\n"
+        "GET,s3 presigned,4.0000,0\n"
+        "GET,/certificates/[key],3.5000,0\n"
+        "# 7 more rows dropped past 2000000\n"
+    )
+    assert bench.read_times(path, "GET", "/certificates/[key]") == [2.431, 3.5]
+    assert bench.percentile([2.431, 3.5], 50) == pytest.approx(2.9655)
 
 
 def test_head_fraction_counts_only_between_the_snapshots(bench: ModuleType) -> None:

@@ -7,6 +7,7 @@ Locust's statistics and in the service's ``/metrics``.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -130,3 +131,38 @@ def test_the_whole_folder_runs_every_user_with_every_options_module(
             assert run.requests(kind, name) > 0, (kind, name, run.summary())
     assert run.failures("", "Aggregated") == 0
     assert TOKEN not in run.output
+
+
+def test_response_times_are_recorded_unrounded(healthy_service: Service, tmp_path: Path) -> None:
+    """``--response-times-csv``: one row per request as Locust measured it (float ms), where
+    Locust's own statistics keep whole milliseconds."""
+    target = tmp_path / "times.csv"
+    run = run_locust(
+        ["downloads.py", "response_times.py"],
+        host=healthy_service.base,
+        env=healthy_service.env,
+        out=tmp_path,
+        extra=("--response-times-csv", str(target), "--skip-s3-leg"),
+    )
+    assert run.returncode == 0, run.output
+    with target.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    downloads = [r for r in rows if (r["type"], r["name"]) == ("GET", "/certificates/[key]")]
+    # the CSV stats are written while stopping users may still finish one request
+    assert len(downloads) >= run.requests("GET", "/certificates/[key]") > 0
+    times = [float(r["response_time_ms"]) for r in downloads]
+    assert all(t > 0 for t in times)
+    assert any(t != round(t) for t in times)  # not Locust's whole milliseconds
+    assert {r["failed"] for r in downloads} == {"0"}
+
+
+def test_response_times_refuse_a_missing_folder(healthy_service: Service, tmp_path: Path) -> None:
+    run = run_locust(
+        ["downloads.py", "response_times.py"],
+        host=healthy_service.base,
+        env=healthy_service.env,
+        out=tmp_path,
+        extra=("--response-times-csv", str(tmp_path / "no-such-dir" / "times.csv")),
+    )
+    assert run.returncode != 0
+    assert "--response-times-csv" in run.output and "does not exist" in run.output
