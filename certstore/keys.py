@@ -102,7 +102,6 @@ class MediaRoot:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.base = os.path.realpath(root)
-        self._base_path = Path(self.base)
 
     def resolve(self, key: str) -> Path:
         """The path of ``key`` under the root; :class:`InvalidKeyError` for a bad key or one
