@@ -54,6 +54,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from certstore.percentiles import percentile  # the project's one method (type 7)
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET_P95_RATIO = 1.5
 BUCKET = "bench-service"
@@ -213,13 +215,6 @@ def read_times(path: Path, request_type: str, name: str) -> list[float]:
             for r in rows
             if r["type"] == request_type and r["name"] == name and r["failed"] == "0"
         ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The project's one percentile method (type 7, ``certstore.percentiles``)."""
-    from certstore.percentiles import percentile as type7
-
-    return type7(values, q)
 
 
 def metric_total(exposition: str, name: str) -> float:
