@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from certstore.backends import LocalBackend, ObjectInfo, S3Backend, SavedObject, StorageBackend
 from certstore.config import Flags, FlagSource, Settings
 from certstore.errors import (
     BucketNotFoundError,
@@ -23,15 +22,21 @@ from certstore.errors import (
 )
 from certstore.keys import normalize_key
 from certstore.metrics import CATALOG, Metrics, MetricSpec
-from certstore.storage import CertificateStorage
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
-#: Engine names exported lazily: importing ``certstore`` (every CLI start, every Django
-#: process) must not pay for SQLAlchemy or the upload engines until they are used.
+#: Names exported lazily: importing ``certstore`` (every CLI start, every Django process, every
+#: ``certstore backfill``) must not pay for SQLAlchemy, boto3's backends or the upload engines
+#: until they are used.
 _LAZY = {
+    "CertificateStorage": "certstore.storage",
+    "LocalBackend": "certstore.backends",
+    "ObjectInfo": "certstore.backends",
+    "S3Backend": "certstore.backends",
+    "SavedObject": "certstore.backends",
+    "StorageBackend": "certstore.backends",
     "Backfill": "certstore.backfill",
     "BackfillOptions": "certstore.backfill",
     "BackfillSummary": "certstore.backfill",
