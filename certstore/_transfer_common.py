@@ -210,23 +210,41 @@ def read_whole(item: UploadItem) -> LocalData:
     check_size(item, len(data))
     sha = hashlib.sha256(data).hexdigest()
     check_sha256(item, sha)
-    return LocalData(data, sha, hashlib.md5(data, usedforsecurity=False).hexdigest())
+    md5 = known_md5(item) or hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return LocalData(data, sha, md5)
+
+
+def known_md5(item: UploadItem) -> str | None:
+    """The item's recorded MD5, when it has a well-formed one.
+
+    Only meaningful once the bytes' SHA-256 matched the catalog: the MD5 was hashed from the
+    same content at import, so it is the MD5 of the bytes being uploaded. A wrong recorded MD5
+    cannot pass an upload that should fail: the ETag would not match it, and the object is
+    reported ``verify_failed``, not marked migrated.
+    """
+    md5 = item.md5
+    if md5 and _PLAIN_MD5.match(md5.lower()):
+        return md5.lower()
+    return None
 
 
 def hash_file(item: UploadItem) -> tuple[str, str]:
-    """Stream a file once: ``(sha256, md5)`` hex, checked against the catalog."""
-    sha, md5, size = hashlib.sha256(), md5_hasher(), 0
+    """Stream a file once: ``(sha256, md5)`` hex, checked against the catalog (the MD5 is the
+    recorded one when the item has it, see :func:`known_md5`)."""
+    recorded = known_md5(item)
+    sha, md5, size = hashlib.sha256(), None if recorded else md5_hasher(), 0
     try:
         with open(item.path, "rb") as handle:
             while chunk := handle.read(HASH_CHUNK):
                 sha.update(chunk)
-                md5.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
                 size += len(chunk)
     except OSError as err:
         raise _open_problem(item, err) from err
     check_size(item, size)
     check_sha256(item, sha.hexdigest())
-    return sha.hexdigest(), md5.hexdigest()
+    return sha.hexdigest(), recorded or md5.hexdigest()  # type: ignore[union-attr]
 
 
 def judge_put(

@@ -43,6 +43,10 @@ class UploadItem:
     sha256: str
     size: int
     token: object = None
+    #: MD5 hex of the content whose SHA-256 is :attr:`sha256`, when the catalog recorded it:
+    #: once the file's SHA-256 matches, this is what the upload's ETag must be, and the file
+    #: need not be hashed a second time. None: the engine hashes the MD5 itself.
+    md5: str | None = None
 
 
 @dataclass(frozen=True)

@@ -413,7 +413,7 @@ class Backfill:
                         invalid.append(row)
                         continue
                     rows[row.id] = row
-                yield UploadItem(row.key, path, row.sha256, row.size, token=row.id)
+                yield UploadItem(row.key, path, row.sha256, row.size, token=row.id, md5=row.md5)
 
         def report_invalid() -> None:
             with lock:

@@ -6,7 +6,13 @@ See :mod:`certstore.catalog._store` for the table and keyset pagination, and
 
 from __future__ import annotations
 
-from certstore.catalog._importer import ImportReport, file_sha256, import_tree, tournament_rule
+from certstore.catalog._importer import (
+    ImportReport,
+    file_digests,
+    file_sha256,
+    import_tree,
+    tournament_rule,
+)
 from certstore.catalog._records import (
     CatalogStats,
     CertificateRecord,
@@ -32,6 +38,7 @@ __all__ = [
     "NewCertificate",
     "SchemaError",
     "Selection",
+    "file_digests",
     "file_sha256",
     "import_tree",
     "iter_keyset",

@@ -4,6 +4,12 @@ Streaming: folders are walked with ``os.scandir`` one folder at a time (entries 
 follow a stable order), files are hashed in 1 MiB chunks, and rows are written in batches, so
 memory stays flat whatever the size of the tree.
 
+Each file is read once for two digests: the SHA-256 the catalog identifies content by, and the
+MD5 of the same bytes, which is what S3 returns as the ETag of a single-part upload. With both
+recorded, the backfill proves each upload by hashing the file once (SHA-256, against the
+catalog) and comparing the server's ETag with the recorded MD5. A row recorded without an MD5
+(a catalog from before schema version 2) gets it on the next import, if its content is unchanged.
+
 Policy for a file whose size or SHA-256 differs from its row ("changed"): it is reported, never
 silently overwritten, because the row may describe a copy already verified in S3. With
 ``update_changed=True`` the row takes the new size and hash and its migration state is cleared,
@@ -40,6 +46,19 @@ def file_sha256(path: str | os.PathLike[str]) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
+
+
+def file_digests(path: str | os.PathLike[str]) -> tuple[int, str, str]:
+    """(size, SHA-256 hex, MD5 hex) of a file, streamed once."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest(), md5.hexdigest()
 
 
 TournamentRule = Callable[[str], int | None]
@@ -113,6 +132,8 @@ class ImportReport:
     updated: int = 0
     invalid: int = 0
     bytes_added: int = 0
+    #: Unchanged rows that had no MD5 recorded (older catalogs) and now have one.
+    md5_recorded: int = 0
     changed_details: list[dict[str, object]] = field(default_factory=list)
     invalid_details: list[dict[str, str]] = field(default_factory=list)
 
@@ -165,21 +186,24 @@ def import_tree(
     if not base.is_dir():
         raise ConfigError(f"{str(base)!r} is not a folder", variable="DIR", value=str(base))
     report = ImportReport(root=str(base))
-    pending: list[tuple[str, int, str]] = []
+    pending: list[tuple[str, int, str, str]] = []
 
     def flush() -> None:
-        existing = catalog.find_many([key for key, _, _ in pending])
+        existing = catalog.find_many([key for key, _, _, _ in pending])
         new_rows = []
-        for key, size, sha in pending:
+        md5_missing: list[tuple[int, str, str]] = []
+        for key, size, sha, md5 in pending:
             row = existing.get(key)
             if row is None:
                 tid = tournament_id
                 if tid is None and tournament_from is not None:
                     tid = tournament_from(key)
-                new_rows.append(NewCertificate(key, size, sha, tournament_id=tid))
+                new_rows.append(NewCertificate(key, size, sha, tournament_id=tid, md5=md5))
                 report.bytes_added += size
             elif row.size == size and row.sha256 == sha:
                 report.unchanged += 1
+                if row.md5 is None:
+                    md5_missing.append((row.id, sha, md5))
             else:
                 report.changed += 1
                 if len(report.changed_details) < MAX_DETAILS:
@@ -195,9 +219,11 @@ def import_tree(
                         }
                     )
                 if update_changed:
-                    catalog.update_content(row.id, size=size, sha256=sha)
+                    catalog.update_content(row.id, size=size, sha256=sha, md5=md5)
                     report.updated += 1
         report.added += catalog.add_many(new_rows)
+        catalog.record_md5(md5_missing)
+        report.md5_recorded += len(md5_missing)
         pending.clear()
 
     for rel, path in walk_files(base):
@@ -210,13 +236,13 @@ def import_tree(
                 report.invalid_details.append({"path": rel, "reason": str(err)})
             continue
         try:
-            size, sha = file_sha256(path)
+            size, sha, md5 = file_digests(path)
         except OSError as err:
             report.invalid += 1
             if len(report.invalid_details) < MAX_DETAILS:
                 report.invalid_details.append({"path": rel, "reason": f"unreadable: {err}"})
             continue
-        pending.append((key, size, sha))
+        pending.append((key, size, sha, md5))
         if len(pending) >= batch_size:
             flush()
     if pending:

@@ -62,6 +62,8 @@ class CertificateRecord:
     migrated_to_s3_at: datetime | None = None
     verified_at: datetime | None = None
     s3_etag: str | None = None
+    #: MD5 hex of the content whose SHA-256 is :attr:`sha256` (None: not recorded).
+    md5: str | None = None
 
     @property
     def migrated(self) -> bool:
@@ -81,6 +83,7 @@ class CertificateRecord:
             migrated_to_s3_at=_aware(row.migrated_to_s3_at),
             verified_at=_aware(row.verified_at),
             s3_etag=row.s3_etag,
+            md5=row.md5,
         )
 
 
@@ -93,6 +96,7 @@ class NewCertificate:
     sha256: str
     tournament_id: int | None = None
     created_at: datetime | None = None
+    md5: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from certstore.errors import CertstoreError
 
-#: Version this code writes and expects.
-SCHEMA_VERSION = 1
+#: Version this code writes and expects. 2 added ``md5`` (see :func:`_add_md5`).
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -26,6 +26,9 @@ certificates = sa.Table(
     sa.Column("tournament_id", sa.BigInteger, nullable=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
+    # MD5 of the same bytes, hashed at import with the SHA-256: what a single-part upload's
+    # ETag must equal. NULL on rows from before version 2 (the backfill then hashes it itself).
+    sa.Column("md5", sa.String(32), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("migrated_to_s3_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
@@ -49,8 +52,19 @@ schema_version = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 
+
+
+def _add_md5(conn: sa.Connection) -> None:
+    """1 -> 2: a nullable ``md5`` column; existing rows keep NULL until re-imported."""
+    column = certificates.c.md5
+    kind = column.type.compile(dialect=conn.dialect)
+    table = conn.dialect.identifier_preparer.format_table(certificates)
+    name = conn.dialect.identifier_preparer.format_column(column)
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+
 #: ``MIGRATIONS[n]`` upgrades a catalog at version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_md5}
 
 
 class SchemaError(CertstoreError):

@@ -43,6 +43,7 @@ _COLUMNS = (
     certificates.c.migrated_to_s3_at,
     certificates.c.verified_at,
     certificates.c.s3_etag,
+    certificates.c.md5,
 )
 
 
@@ -113,14 +114,16 @@ class Catalog:
         *,
         tournament_id: int | None = None,
         created_at: datetime | None = None,
+        md5: str | None = None,
     ) -> int:
-        """Insert one row; returns its id."""
+        """Insert one row; returns its id. ``md5`` must be of the same bytes as ``sha256``."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 certificates.insert().values(
                     key=key,
                     size=size,
                     sha256=sha256,
+                    md5=md5,
                     tournament_id=tournament_id,
                     created_at=created_at or utcnow(),
                 )
@@ -135,6 +138,7 @@ class Catalog:
                 "key": r.key,
                 "size": r.size,
                 "sha256": r.sha256,
+                "md5": r.md5,
                 "tournament_id": r.tournament_id,
                 "created_at": r.created_at or now,
             }
@@ -145,6 +149,24 @@ class Catalog:
         with self.engine.begin() as conn:
             conn.execute(certificates.insert(), values)
         return len(values)
+
+    def record_md5(self, pairs: Sequence[tuple[int, str, str]]) -> None:
+        """Fill in the MD5 of rows recorded without one, as ``(id, sha256, md5)``; a row whose
+        SHA-256 is no longer ``sha256`` is left alone (its content changed meanwhile)."""
+        if not pairs:
+            return
+        stmt = (
+            certificates.update()
+            .where(
+                certificates.c.id == sa.bindparam("b_id"),
+                certificates.c.sha256 == sa.bindparam("b_sha256"),
+                certificates.c.md5.is_(None),
+            )
+            .values(md5=sa.bindparam("b_md5"))
+        )
+        with self.engine.begin() as conn:
+            rows = [{"b_id": i, "b_sha256": sha, "b_md5": md5} for i, sha, md5 in pairs]
+            conn.execute(stmt, rows)
 
     def get(self, row_id: int) -> CertificateRecord | None:
         """The row with ``row_id``, or None."""
@@ -167,7 +189,9 @@ class Catalog:
                     found[row.key] = CertificateRecord.from_row(row)
         return found
 
-    def update_content(self, row_id: int, *, size: int, sha256: str) -> None:
+    def update_content(
+        self, row_id: int, *, size: int, sha256: str, md5: str | None = None
+    ) -> None:
         """Record new content for a row and forget its S3 copy (it no longer matches)."""
         with self.engine.begin() as conn:
             conn.execute(
@@ -176,6 +200,7 @@ class Catalog:
                 .values(
                     size=size,
                     sha256=sha256,
+                    md5=md5,
                     migrated_to_s3_at=None,
                     verified_at=None,
                     s3_etag=None,

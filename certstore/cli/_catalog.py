@@ -85,6 +85,11 @@ def import_command(
             f"({report.bytes_added} bytes), unchanged {report.unchanged}, changed "
             f"{report.changed} (updated {report.updated}), not importable "
             f"{report.invalid}"
+            + (
+                f"; MD5 recorded for {report.md5_recorded} rows imported without one"
+                if report.md5_recorded
+                else ""
+            )
         )
         for item in report.changed_details:
             click.echo(

@@ -35,6 +35,31 @@ def test_dataset_has_utf8_names_and_exact_sizes(bench: ModuleType, tmp_path: Pat
     assert all(p.stat().st_size == 2048 for p in data.files)
 
 
+def test_prepare_records_both_digests_and_measures_the_import(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    """The engine's manifest carries what the catalog would (SHA-256 and MD5), the CLI's
+    template catalog is a real ``certstore catalog import``, and its CPU is returned so the
+    benchmark can report the hashing it moved out of the backfill."""
+    import hashlib
+    import json
+
+    from certstore.catalog import Catalog
+
+    data = bench.make_dataset(tmp_path / "media", 5, 1)
+    ctx = bench.Context(bench.Peers(tmp_path / "no-peers"), data, 2, tmp_path)
+    cpu = bench.prepare(ctx, ["certstore backfill"])
+    assert cpu is not None and cpu > 0
+    entries = json.loads((tmp_path / "manifest.json").read_text())
+    with Catalog(f"sqlite:///{ctx.catalog_template}", create=False) as catalog:
+        for entry in entries:
+            body = Path(entry["path"]).read_bytes()
+            assert entry["md5"] == hashlib.md5(body).hexdigest()
+            row = catalog.find(entry["key"])
+            assert row is not None and (row.sha256, row.md5) == (entry["sha256"], entry["md5"])
+    assert bench.prepare(ctx, ["s5cmd cp"]) is None
+
+
 def test_ratios_and_targets_pass_and_fail(bench: ModuleType, tmp_path: Path) -> None:
     data = bench.DataSet(tmp_path, [tmp_path / f"{n}" for n in range(100)], 100 * 1024)
     fast = _measures(

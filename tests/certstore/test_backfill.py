@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from certstore.backends import S3Backend, build_client
 from certstore.backfill import Backfill, BackfillOptions, start_position
@@ -265,6 +266,31 @@ def test_verify_failed_when_server_proof_does_not_match(
     summary = run(catalog, media_root, make_uploader(settings, engine="boto3", client=client))
     assert summary.errors == Counter({"verify_failed": len(files)})
     assert catalog.stats().migrated == 0
+
+
+def test_catalog_md5_is_the_etag_proof_and_old_rows_still_verify(
+    settings: Settings, http_client: Any, catalog: Catalog, media_root: Path
+) -> None:
+    """The backfill hands the catalog's MD5 to the engine: a row whose recorded MD5 is not the
+    MD5 of its content fails verification and stays unmigrated; a row recorded without one
+    (an older catalog) is hashed by the engine and verifies."""
+    files = write_dataset(media_root, 6)
+    import_tree(catalog, media_root)
+    keys = sorted(k for k in files if files[k])
+    wrong, old = catalog.find(keys[0]), catalog.find(keys[1])
+    assert wrong is not None and old is not None and old.md5 is not None
+    with catalog.engine.begin() as conn:
+        table = sa.table("certificates", sa.column("id"), sa.column("md5"))
+        conn.execute(table.update().where(table.c.id == wrong.id).values(md5="0" * 32))
+        conn.execute(table.update().where(table.c.id == old.id).values(md5=None))
+    summary = run(catalog, media_root, make_uploader(settings, engine="boto3", client=http_client))
+    assert summary.errors == Counter({"verify_failed": 1})
+    assert summary.error_details[0]["key"] == keys[0]
+    assert not catalog.find(keys[0]).migrated  # type: ignore[union-attr]
+    migrated_old = catalog.find(keys[1])
+    assert migrated_old is not None and migrated_old.migrated
+    assert migrated_old.s3_etag == old.md5
+    assert summary.migrated == len(files) - 1
 
 
 def test_transient_503s_still_migrate_everything(

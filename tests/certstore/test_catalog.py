@@ -19,6 +19,7 @@ from certstore.catalog import (
     NewCertificate,
     SchemaError,
     Selection,
+    file_digests,
     file_sha256,
     import_tree,
     parse_shard,
@@ -73,6 +74,63 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Catalog(url)
 
 
+#: The certificates table as schema version 1 created it (before ``md5``).
+_V1_DDL = """
+CREATE TABLE certificates (
+    id INTEGER NOT NULL PRIMARY KEY, key VARCHAR(1024) NOT NULL UNIQUE, tournament_id BIGINT,
+    size BIGINT NOT NULL, sha256 VARCHAR(64) NOT NULL, created_at DATETIME NOT NULL,
+    migrated_to_s3_at DATETIME, verified_at DATETIME, s3_etag VARCHAR(128)
+)"""
+
+
+def test_version_1_catalog_is_migrated_and_reimport_records_md5(
+    tmp_path: Path, media_root: Path
+) -> None:
+    """A catalog written before ``md5`` existed opens (and is upgraded) in place, its rows
+    keep their state, and a re-import records the MD5 of unchanged rows only."""
+    files = _tree(media_root)
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.execute(_V1_DDL)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        for i, (key, data) in enumerate(sorted(files.items()), start=1):
+            size, sha = len(data), file_sha256(media_root.joinpath(*key.split("/")))[1]
+            if key == "top.pdf":
+                sha = "f" * 64  # changed on disk since it was recorded
+            db.execute(
+                "INSERT INTO certificates (id, key, size, sha256, created_at, migrated_to_s3_at)"
+                " VALUES (?, ?, ?, ?, '2025-01-01 00:00:00', ?)",
+                (i, key, size, sha, "2025-02-01 00:00:00" if i == 1 else None),
+            )
+    db.close()
+    with Catalog(f"sqlite:///{path}") as cat:
+        assert cat.schema_version == SCHEMA_VERSION == 2
+        first = cat.get(1)
+        assert first is not None and first.migrated and first.md5 is None
+        report = import_tree(cat, media_root)
+        assert report.md5_recorded == len(files) - 1 and report.changed == 1
+        for key, data in files.items():
+            row = cat.find(key)
+            assert row is not None
+            import hashlib
+
+            expected = None if key == "top.pdf" else hashlib.md5(data).hexdigest()
+            assert row.md5 == expected, key
+        assert cat.get(1).migrated  # type: ignore[union-attr]
+        assert import_tree(cat, media_root).md5_recorded == 0
+
+
+def test_record_md5_leaves_rows_whose_content_changed(catalog: Catalog) -> None:
+    row_id = catalog.add("a.pdf", 1, "a" * 64)
+    other = catalog.add("b.pdf", 1, "b" * 64, md5="1" * 32)
+    catalog.record_md5([(row_id, "c" * 64, "2" * 32), (other, "b" * 64, "3" * 32)])
+    assert catalog.get(row_id).md5 is None  # type: ignore[union-attr]
+    assert catalog.get(other).md5 == "1" * 32  # type: ignore[union-attr]
+    catalog.record_md5([(row_id, "a" * 64, "4" * 32)])
+    assert catalog.get(row_id).md5 == "4" * 32  # type: ignore[union-attr]
+
+
 def test_unusable_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="CERTSTORE_CATALOG_URL"):
         Catalog("nosuchdialect://x")
@@ -94,6 +152,7 @@ def test_import_walks_tree_hashes_and_skips_hidden(catalog: Catalog, media_root:
         import hashlib
 
         assert row.sha256 == hashlib.sha256(data).hexdigest()
+        assert row.md5 == hashlib.md5(data).hexdigest()
         assert not row.migrated
     assert catalog.find("2025/.tmp-abc.part") is None
     again = import_tree(catalog, media_root)
@@ -122,6 +181,7 @@ def test_changed_file_is_reported_not_overwritten(catalog: Catalog, media_root: 
     new = catalog.find("top.pdf")
     assert new is not None
     assert new.sha256 == file_sha256(media_root / "top.pdf")[1]
+    assert (new.sha256, new.md5) == file_digests(media_root / "top.pdf")[1:]
     assert not new.migrated and new.verified_at is None and new.s3_etag is None
     checkpoint = catalog.load_checkpoint("run")
     assert checkpoint is not None and checkpoint.last_id == row.id - 1

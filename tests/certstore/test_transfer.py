@@ -16,6 +16,7 @@ import pytest
 
 from certstore.config import Settings
 from certstore.transfer import (
+    VERIFIED_ETAG_MD5,
     Boto3Uploader,
     UploadItem,
     UploadResult,
@@ -265,6 +266,27 @@ def test_verify_fails_when_server_etag_disagrees(
         up.close()
     assert not result.ok and result.reason == "verify_failed"
     assert "00000000000000000000000000000000" in result.detail
+
+
+def test_recorded_md5_is_what_the_etag_is_checked_against(
+    uploader: Any, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    """With the catalog's MD5 the engine does not hash an MD5 itself: the server's ETag is
+    compared with the recorded one. A wrong recorded MD5 therefore fails the object (and never
+    passes a bad upload); a malformed one is ignored and the engine hashes the MD5 itself."""
+    data = {"right.pdf": b"right md5", "wrong.pdf": b"wrong md5", "junk.pdf": b"junk md5"}
+    items = [_item(media_root, key, body) for key, body in data.items()]
+    md5s = {
+        "right.pdf": hashlib.md5(data["right.pdf"]).hexdigest().upper(),
+        "wrong.pdf": hashlib.md5(b"something else").hexdigest(),
+        "junk.pdf": "not-an-md5",
+    }
+    results = _run(uploader, [replace(item, md5=md5s[item.key]) for item in items])
+    assert results["right.pdf"].ok and results["right.pdf"].verified_by == VERIFIED_ETAG_MD5
+    assert results["junk.pdf"].ok and results["junk.pdf"].verified_by == VERIFIED_ETAG_MD5
+    wrong = results["wrong.pdf"]
+    assert not wrong.ok and wrong.reason == "verify_failed"
+    assert md5s["wrong.pdf"] in wrong.detail
 
 
 def test_make_uploader_rejects_bad_arguments(settings: Settings) -> None:

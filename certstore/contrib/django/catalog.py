@@ -435,8 +435,13 @@ class DjangoCatalog:
             values[self.fields.etag] = ""
         self._base().filter(pk__in=list(ids)).update(**values)
 
-    def update_content(self, row_id: int, *, size: int, sha256: str) -> None:
-        """Record new content for a row and forget its S3 copy (it no longer matches)."""
+    def update_content(
+        self, row_id: int, *, size: int, sha256: str, md5: str | None = None
+    ) -> None:
+        """Record new content for a row and forget its S3 copy (it no longer matches).
+
+        ``md5`` is accepted for the catalog interface and not stored: a Django model maps no
+        MD5 field, so the backfill hashes the MD5 itself for these rows."""
         values: dict[str, Any] = {}
         if self.fields.size:
             values[self.fields.size] = size
