@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,6 +328,8 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
         if text_path.endswith(".json") or raw.lstrip().startswith(b"{"):
             data = json.loads(raw.decode("utf-8"))
         else:
+            import tomllib  # only when a flag file is TOML: every process imports this module
+
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(

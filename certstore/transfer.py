@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from certstore._transfer_boto3 import Boto3Uploader
 from certstore._transfer_common import DEFAULT_PART_SIZE
 from certstore._transfer_types import (
     EXISTING_MODES,
@@ -44,6 +43,7 @@ from certstore._transfer_types import (
 from certstore.config import Settings
 
 if TYPE_CHECKING:
+    from certstore._transfer_boto3 import Boto3Uploader
     from certstore._transfer_obstore import ObstoreUploader
     from certstore.metrics import Metrics
 
@@ -82,10 +82,16 @@ def obstore_available() -> bool:
 
 
 def __getattr__(name: str) -> Any:
+    # Each engine is imported when first used: a backfill on obstore never loads boto3's
+    # backends, and one on boto3 never loads obstore.
     if name == "ObstoreUploader":
         from certstore._transfer_obstore import ObstoreUploader
 
         return ObstoreUploader
+    if name == "Boto3Uploader":
+        from certstore._transfer_boto3 import Boto3Uploader
+
+        return Boto3Uploader
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -130,6 +136,8 @@ def make_uploader(
             existing=existing,
             part_size=part_size,
         )
+    from certstore._transfer_boto3 import Boto3Uploader
+
     return Boto3Uploader(
         settings,
         workers=workers,

@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from certstore.storage import CertificateStorage
+if TYPE_CHECKING:
+    from certstore.storage import CertificateStorage
 
 
 def _storage() -> CertificateStorage:
+    # imported here: every other command (a backfill above all) starts without the router
+    from certstore.storage import CertificateStorage
+
     return CertificateStorage.from_settings()
 
 
