@@ -197,9 +197,12 @@ def read_whole(item: UploadItem) -> LocalData:
                 path=str(item.path),
             )
         check_size(item, stat.st_size)
-        data = os.read(fd, item.size + 1) if item.size else b""
-        while len(data) < item.size + 1:
-            more = os.read(fd, item.size + 1 - len(data))
+        # The catalogued size, no more: a file appended to since the fstat still uploads
+        # exactly the bytes the catalog describes (and hashed to its SHA-256), and a file that
+        # shrank comes up short and is ``local_changed``.
+        data = os.read(fd, item.size) if item.size else b""
+        while len(data) < item.size:
+            more = os.read(fd, item.size - len(data))
             if not more:
                 break
             data += more

@@ -88,6 +88,39 @@ def test_local_reads_check_the_catalog(tmp_path: Path) -> None:
     assert caught.value.reason == "local_missing"
 
 
+def test_read_whole_when_the_file_changes_between_fstat_and_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fstat said the catalogued size, then the file changed: a file cut short is
+    ``local_changed``; a file appended to yields exactly the catalogued bytes (what the
+    SHA-256 was checked on, so what gets uploaded)."""
+    import os
+    import stat as stat_module
+
+    from certstore import _transfer_common
+
+    path = tmp_path / "c.pdf"
+    item = UploadItem("c.pdf", path, SHA, len(DATA), md5=None)
+    real_fstat = os.fstat
+
+    def fstat_then_change(fd: int) -> os.stat_result:
+        found = real_fstat(fd)
+        path.write_bytes(content_after)
+        fake = list(found)
+        fake[stat_module.ST_SIZE] = len(DATA)
+        return os.stat_result(fake)
+
+    monkeypatch.setattr(_transfer_common.os, "fstat", fstat_then_change)
+    content_after = DATA[:-3]
+    path.write_bytes(DATA)
+    with pytest.raises(LocalFileProblem) as caught:
+        read_whole(item)
+    assert caught.value.reason == "local_changed"
+    content_after = DATA + b" and more"
+    path.write_bytes(DATA)
+    assert read_whole(item).data == DATA
+
+
 def test_content_type_from_the_key() -> None:
     assert content_type("a/b/Curaçao.pdf") == "application/pdf"
     assert content_type("a/b/scan.PDF") == "application/pdf"
