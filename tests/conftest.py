@@ -110,3 +110,33 @@ def make_storage(media_root: Path, http_client: Any, http_bucket: str,
                                   metrics=metrics)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server on 127.0.0.1, one per test session (per xdist worker).
+
+    Skipped where the machine has no PostgreSQL, unless ``CERTSTORE_REQUIRE_POSTGRES`` is set
+    (``.ci/run`` sets it and installs the server), so CI cannot pass by skipping these tests.
+    """
+    from tests.postgres_server import REQUIRE_ENV, PostgresServer, PostgresUnavailable
+
+    try:
+        import psycopg  # noqa: F401
+
+        server = PostgresServer()
+        server.start()
+    except (ImportError, PostgresUnavailable) as err:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"PostgreSQL is required here ({REQUIRE_ENV} is set): {err}")
+        pytest.skip(f"no PostgreSQL to test against: {err}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test; its SQLAlchemy URL."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)

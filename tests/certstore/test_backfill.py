@@ -56,9 +56,14 @@ def settings(http_settings: Settings, http_bucket: str) -> Settings:
     )
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog(f"sqlite:///{tmp_path / 'catalog.db'}") as cat:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    """The default SQLite catalog and the production one, a real PostgreSQL server."""
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    with Catalog(url) as cat:
         yield cat
 
 
@@ -370,7 +375,7 @@ def test_limit_batch_start_end_and_tournament(
     migrated = {r.id for r in catalog.iter_rows(state="migrated")}
     assert migrated == set(range(1, 8)) | set(range(20, 26))
     with catalog.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE certificates SET tournament_id = 9 WHERE id % 5 = 0")
+        conn.execute(sa.text("UPDATE certificates SET tournament_id = 9 WHERE id % 5 = 0"))
     only = run(catalog, media_root, uploader, selection=Selection(tournament_id=9))
     assert only.migrated == len([i for i in range(1, 42) if i % 5 == 0 and i not in migrated])
     assert all(

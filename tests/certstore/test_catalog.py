@@ -31,9 +31,18 @@ from certstore.cli import main
 from certstore.errors import ConfigError
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every catalog test runs on the default SQLite file and on a real PostgreSQL server
+    (the production catalog), so no statement only one of them accepts can slip through."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    with Catalog(f"sqlite:///{tmp_path / 'catalog.db'}") as cat:
+def catalog(catalog_url: str) -> Catalog:
+    with Catalog(catalog_url) as cat:
         yield cat
 
 
@@ -74,51 +83,83 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Catalog(url)
 
 
-#: The certificates table as schema version 1 created it (before ``md5``).
-_V1_DDL = """
-CREATE TABLE certificates (
-    id INTEGER NOT NULL PRIMARY KEY, key VARCHAR(1024) NOT NULL UNIQUE, tournament_id BIGINT,
-    size BIGINT NOT NULL, sha256 VARCHAR(64) NOT NULL, created_at DATETIME NOT NULL,
-    migrated_to_s3_at DATETIME, verified_at DATETIME, s3_etag VARCHAR(128)
-)"""
+def _create_version_1(url: str) -> None:
+    """The tables exactly as schema version 1 created them (before ``md5``)."""
+    v1 = sa.MetaData()
+    sa.Table(
+        "certificates",
+        v1,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(1024), nullable=False, unique=True),
+        sa.Column("tournament_id", sa.BigInteger, nullable=True),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("migrated_to_s3_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("s3_etag", sa.String(128), nullable=True),
+        sa.Index("ix_certificates_tournament_id", "tournament_id", "id"),
+    )
+    sa.Table(
+        "checkpoints",
+        v1,
+        sa.Column("run_key", sa.String(64), primary_key=True),
+        sa.Column("last_id", sa.BigInteger, nullable=False),
+        sa.Column("filters", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    version = sa.Table("schema_version", v1, sa.Column("version", sa.Integer, nullable=False))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        v1.create_all(conn)
+        conn.execute(version.insert().values(version=1))
+    engine.dispose()
 
 
 def test_version_1_catalog_is_migrated_and_reimport_records_md5(
-    tmp_path: Path, media_root: Path
+    catalog_url: str, media_root: Path
 ) -> None:
     """A catalog written before ``md5`` existed opens (and is upgraded) in place, its rows
     keep their state, and a re-import records the MD5 of unchanged rows only."""
+    import hashlib
+
     files = _tree(media_root)
-    path = tmp_path / "v1.db"
-    with sqlite3.connect(path) as db:
-        db.execute(_V1_DDL)
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        db.execute("INSERT INTO schema_version VALUES (1)")
+    _create_version_1(catalog_url)
+    engine = sa.create_engine(catalog_url)
+    with engine.begin() as conn:
         for i, (key, data) in enumerate(sorted(files.items()), start=1):
-            size, sha = len(data), file_sha256(media_root.joinpath(*key.split("/")))[1]
-            if key == "top.pdf":
-                sha = "f" * 64  # changed on disk since it was recorded
-            db.execute(
-                "INSERT INTO certificates (id, key, size, sha256, created_at, migrated_to_s3_at)"
-                " VALUES (?, ?, ?, ?, '2025-01-01 00:00:00', ?)",
-                (i, key, size, sha, "2025-02-01 00:00:00" if i == 1 else None),
+            sha = "f" * 64 if key == "top.pdf" else hashlib.sha256(data).hexdigest()
+            conn.execute(
+                sa.text(
+                    "INSERT INTO certificates (key, size, sha256, created_at, "
+                    "migrated_to_s3_at) VALUES (:key, :size, :sha, :created, :migrated)"
+                ),
+                {
+                    "key": key,
+                    "size": len(data),
+                    "sha": sha,  # top.pdf: changed on disk since it was recorded
+                    "created": utcnow(),
+                    "migrated": utcnow() if i == 1 else None,
+                },
             )
-    db.close()
-    with Catalog(f"sqlite:///{path}") as cat:
+    engine.dispose()
+    with pytest.raises(SchemaError, match="open it once read-write"):
+        Catalog(catalog_url, create=False)
+    with Catalog(catalog_url) as cat:
         assert cat.schema_version == SCHEMA_VERSION == 2
-        first = cat.get(1)
+        first = cat.find(sorted(files)[0])
         assert first is not None and first.migrated and first.md5 is None
         report = import_tree(cat, media_root)
         assert report.md5_recorded == len(files) - 1 and report.changed == 1
         for key, data in files.items():
             row = cat.find(key)
             assert row is not None
-            import hashlib
-
             expected = None if key == "top.pdf" else hashlib.md5(data).hexdigest()
             assert row.md5 == expected, key
-        assert cat.get(1).migrated  # type: ignore[union-attr]
+        assert cat.get(first.id).migrated  # type: ignore[union-attr]
         assert import_tree(cat, media_root).md5_recorded == 0
+        assert cat.add("new.pdf", 1, "a" * 64, md5="b" * 32) > len(files)
+    assert Catalog(catalog_url, create=False).schema_version == 2
 
 
 def test_record_md5_leaves_rows_whose_content_changed(catalog: Catalog) -> None:

@@ -84,11 +84,23 @@ def _hashes(root: Path, files: dict[str, bytes]) -> dict[str, str]:
     return {k: hashlib.sha256(root.joinpath(*k.split("/")).read_bytes()).hexdigest() for k in files}
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_sigkill_at_random_points_then_resume(
-    tmp_path: Path, media_root: Path, moto_endpoint: str, http_bucket: str, http_client: Any
+    request: pytest.FixtureRequest,
+    database: str,
+    tmp_path: Path,
+    media_root: Path,
+    moto_endpoint: str,
+    http_bucket: str,
+    http_client: Any,
 ) -> None:
+    """On the default SQLite catalog and on PostgreSQL (where a killed client leaves the
+    server to roll back its open transaction)."""
     files = write_dataset(media_root, 300)
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    if database == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'crash.db'}"
     catalog = Catalog(url)
     import_tree(catalog, media_root)
     local_before = _hashes(media_root, files)

@@ -41,13 +41,21 @@ def settings(http_settings: Settings, http_bucket: str) -> Settings:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The checks run on the default SQLite catalog and on a real PostgreSQL one."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
 @pytest.fixture
 def migrated(
-    settings: Settings, http_client: Any, tmp_path: Path, media_root: Path
+    settings: Settings, http_client: Any, media_root: Path, migrated_catalog_url: str
 ) -> Iterator[dict[str, Any]]:
     """40 certificates imported and backfilled."""
     files = write_dataset(media_root, 39)
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    url = migrated_catalog_url
     catalog = Catalog(url)
     import_tree(catalog, media_root)
     uploader = make_uploader(settings, workers=4, engine="boto3", client=http_client)

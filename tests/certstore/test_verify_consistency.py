@@ -16,6 +16,7 @@ from tests.certstore import test_verify
 
 # The same fixtures as the validator's tests: 40 certificates imported and backfilled.
 settings = test_verify.settings
+migrated_catalog_url = test_verify.migrated_catalog_url
 migrated = test_verify.migrated
 _corrupt = test_verify._corrupt
 _victim = test_verify._victim
