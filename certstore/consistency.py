@@ -6,20 +6,25 @@ like two sorted files, so memory stays flat at any size. Found:
 
 - ``missing_in_s3``: rows marked migrated whose object is not under the prefix;
 - ``size_mismatches``: listed size differs from the catalog's;
+- ``etag_mismatches``: listed ETag is not the one the backfill verified when it marked the row
+  (or, for a row marked without one, not the MD5 the catalog recorded): the object was
+  overwritten or replaced since. Every object is checked this way, from the listing alone, at
+  no extra request -- the sample below only adds what a listing cannot show;
 - ``orphans``: objects with no catalog row at all;
 - ``unmarked_in_s3``: objects whose row is still pending (a shadow copy from dual-write, or an
   upload whose mark was lost in a crash; the next backfill verifies and marks them). Counted,
   not an error;
 - a seeded sample of SHA-256 spot checks (download and hash) of migrated rows.
 
-``mismatch_rate_percent = 100 * (missing + size mismatches + orphans + spot-check mismatches) /
-max(catalog migrated, S3 objects, 1)``; FAIL (exit 1 in the CLI) when it is above the threshold.
-The gauge ``cert.backfill.mismatch_rate_percent`` is set to it.
+``mismatch_rate_percent = 100 * (missing + size mismatches + ETag mismatches + orphans +
+spot-check mismatches) / max(catalog migrated, S3 objects, 1)``; FAIL (exit 1 in the CLI) when
+it is above the threshold. The gauge ``cert.backfill.mismatch_rate_percent`` is set to it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +46,21 @@ from certstore.verify import (
 
 #: Keys listed per finding (counts are always exact).
 MAX_LISTED = 1000
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def expected_etag(row: CertificateRecord, listed_etag: str) -> str | None:
+    """The ETag ``row``'s object must have, or None when nothing says (not compared).
+
+    The ETag the backfill verified and recorded is the reference (it also covers multipart and
+    encrypted objects); a row marked without one falls back to the catalog's MD5, which a
+    single-part object's ETag equals.
+    """
+    if row.s3_etag:
+        return row.s3_etag.strip('"').lower()
+    if row.md5 and _PLAIN_MD5.match(listed_etag.lower()):
+        return row.md5.lower()
+    return None
 
 
 @dataclass
@@ -60,6 +80,8 @@ class ConsistencyReport:
     missing_count: int = 0
     size_mismatches: list[dict[str, Any]] = field(default_factory=list)
     size_mismatch_count: int = 0
+    etag_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    etag_mismatch_count: int = 0
     orphans: list[str] = field(default_factory=list)
     orphan_count: int = 0
     unmarked_count: int = 0
@@ -74,6 +96,7 @@ class ConsistencyReport:
         return (
             self.missing_count
             + self.size_mismatch_count
+            + self.etag_mismatch_count
             + self.orphan_count
             + len(self.spot_mismatches)
         )
@@ -101,6 +124,7 @@ class ConsistencyReport:
             "matched": self.matched,
             "missing_in_s3": {"count": self.missing_count, "keys": self.missing_in_s3},
             "size_mismatches": {"count": self.size_mismatch_count, "items": self.size_mismatches},
+            "etag_mismatches": {"count": self.etag_mismatch_count, "items": self.etag_mismatches},
             "orphans_in_s3": {"count": self.orphan_count, "keys": self.orphans},
             "unmarked_in_s3": self.unmarked_count,
             "spot_check": {
@@ -144,6 +168,12 @@ def _merge(
                 if len(report.size_mismatches) < MAX_LISTED:
                     report.size_mismatches.append(
                         {"key": row.key, "catalog_size": row.size, "s3_size": obj.size}
+                    )
+            elif (expected := expected_etag(row, obj.etag)) and obj.etag.lower() != expected:
+                report.etag_mismatch_count += 1
+                if len(report.etag_mismatches) < MAX_LISTED:
+                    report.etag_mismatches.append(
+                        {"key": row.key, "expected_etag": expected, "s3_etag": obj.etag}
                     )
             else:
                 report.matched += 1

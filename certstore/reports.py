@@ -149,12 +149,17 @@ def consistency_text(report: Any) -> str:
         f"DB count (migrated): {report.catalog_migrated}, S3 count: "
         f"{report.s3_objects} (matched {report.matched})",
         f"missing in S3: {report.missing_count}, size mismatches: "
-        f"{report.size_mismatch_count}, orphans in S3: {report.orphan_count}, "
+        f"{report.size_mismatch_count}, ETag mismatches: {report.etag_mismatch_count}, "
+        f"orphans in S3: {report.orphan_count}, "
         f"in S3 but not marked migrated: {report.unmarked_count}",
         f"spot checks: {report.spot_checked} (seed {report.seed}), mismatches: "
         f"{len(report.spot_mismatches)}",
     ]
     lines += [f"  missing: {key}" for key in report.missing_in_s3[:SHOWN]]
+    lines += [
+        f"  etag: {item['key']}: S3 has {item['s3_etag']}, verified {item['expected_etag']}"
+        for item in report.etag_mismatches[:SHOWN]
+    ]
     lines += [f"  orphan: {key}" for key in report.orphans[:SHOWN]]
     lines += [
         f"  spot: id={item.id} {item.key}: {item.reason}" for item in report.spot_mismatches[:SHOWN]

@@ -55,6 +55,7 @@ def check_consistency(run: _Run) -> ConsistencyOutcome:
         "hashed": report.spot_checked,
         "missing_in_s3": report.missing_count,
         "size_mismatches": report.size_mismatch_count,
+        "etag_mismatches": report.etag_mismatch_count,
         "orphans": report.orphan_count,
         "hash_mismatches": len(report.spot_mismatches),
         "pending": pending,
@@ -66,7 +67,14 @@ def check_consistency(run: _Run) -> ConsistencyOutcome:
     value = 100.0 * proven / total
     found = [
         f"{name}={details[name]}"
-        for name in ("missing_in_s3", "size_mismatches", "orphans", "hash_mismatches", "pending")
+        for name in (
+            "missing_in_s3",
+            "size_mismatches",
+            "etag_mismatches",
+            "orphans",
+            "hash_mismatches",
+            "pending",
+        )
         if details[name]
     ]
     note = (

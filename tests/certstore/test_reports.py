@@ -84,6 +84,8 @@ def test_consistency_text_caps_each_list() -> None:
     report = SimpleNamespace(
         **counts,
         **dict.fromkeys(("size_mismatch_count", "unmarked_count"), 0),
+        etag_mismatch_count=1,
+        etag_mismatches=[{"key": "pdf/x.pdf", "expected_etag": "a" * 32, "s3_etag": "b" * 32}],
         missing_count=25,
         orphan_count=1,
         seed=4,
@@ -98,6 +100,7 @@ def test_consistency_text_caps_each_list() -> None:
     assert lines[0] == "DB count (migrated): 30, S3 count: 5 (matched 5)"
     assert sum(line.startswith("  missing: ") for line in lines) == 20
     assert "  orphan: pdf/stray.pdf" in lines
+    assert f"  etag: pdf/x.pdf: S3 has {'b' * 32}, verified {'a' * 32}" in lines
     assert lines[-1] == "status: FAIL (83.333%, threshold 0.5%)"
 
 

@@ -91,6 +91,42 @@ def test_spot_check_finds_same_size_corruption(migrated: dict[str, Any]) -> None
     assert relaxed.status == "PASS"
 
 
+def test_every_object_is_checked_against_its_verified_etag_from_the_listing(
+    migrated: dict[str, Any],
+) -> None:
+    """Same-size corruption is found without downloading anything: the listed ETag is not the
+    one verified at migration. A row marked without an ETag falls back to the catalog's MD5;
+    a row with neither is not compared."""
+    import hashlib
+
+    import sqlalchemy as sa
+
+    catalog: Catalog = migrated["catalog"]
+    s3, files = migrated["s3"], migrated["files"]
+    keys = sorted(k for k in files if files[k])
+    bad = _corrupt(s3, keys[0], files[keys[0]])
+    _corrupt(s3, keys[1], files[keys[1]])
+    _corrupt(s3, keys[2], files[keys[2]])
+    table = sa.table("certificates", sa.column("key"), sa.column("s3_etag"), sa.column("md5"))
+    with catalog.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.key == keys[1]).values(s3_etag=None))
+        conn.execute(
+            table.update().where(table.c.key == keys[2]).values(s3_etag=None, md5=None)
+        )
+    report = check_consistency(catalog, s3, migrated["root"], spot_check_rate=1e-6, seed=1)
+    original = hashlib.md5(files[keys[0]]).hexdigest()
+    assert report.etag_mismatches[0] == {
+        "key": keys[0],
+        "expected_etag": original,
+        "s3_etag": hashlib.md5(bad).hexdigest(),
+    }
+    assert [m["key"] for m in report.etag_mismatches] == keys[:2]
+    assert report.etag_mismatch_count == 2
+    assert report.matched == len(files) - 2  # keys[2]: nothing to compare with
+    assert report.as_dict()["etag_mismatches"]["count"] == 2
+    assert report.status == "FAIL"
+
+
 def test_cli_exit_codes_and_report(
     migrated: dict[str, Any],
     tmp_path: Path,
