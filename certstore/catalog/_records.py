@@ -214,6 +214,9 @@ class CatalogStats:
     total_bytes: int
     migrated_bytes: int
     pending_bytes: int
+    #: Rows with no recorded MD5 (catalogs from before schema 2): the backfill hashes those
+    #: files twice; re-running ``catalog import`` records it for unchanged files.
+    md5_missing: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Plain dict for JSON output."""

@@ -304,12 +304,15 @@ class Catalog:
                 sa.func.count(certificates.c.verified_at),
                 sa.func.coalesce(sa.func.sum(size), 0),
                 sa.func.coalesce(sa.func.sum(sa.case((migrated, size), else_=0)), 0),
+                sa.func.count(certificates.c.md5),
             )
             .select_from(certificates)
             .where(*selection.clauses())
         )
         with self.engine.connect() as conn:
-            total, n_migrated, verified, total_bytes, migrated_bytes = conn.execute(stmt).one()
+            total, n_migrated, verified, total_bytes, migrated_bytes, with_md5 = conn.execute(
+                stmt
+            ).one()
         return CatalogStats(
             total=int(total),
             migrated=int(n_migrated),
@@ -318,6 +321,7 @@ class Catalog:
             total_bytes=int(total_bytes),
             migrated_bytes=int(migrated_bytes),
             pending_bytes=int(total_bytes) - int(migrated_bytes),
+            md5_missing=int(total) - int(with_md5),
         )
 
     def mark_migrated(self, marks: Sequence[Mark], *, checkpoint: Checkpoint | None = None) -> None:

@@ -128,6 +128,11 @@ def stats_command(
     click.echo(f"migrated: {stats.migrated} ({percent:.1f}%, {stats.migrated_bytes} bytes)")
     click.echo(f"verified: {stats.verified}")
     click.echo(f"pending:  {stats.pending} ({stats.pending_bytes} bytes)")
+    if stats.md5_missing:
+        click.echo(
+            f"no MD5 recorded: {stats.md5_missing} rows (the backfill hashes those files twice; "
+            f"`certstore catalog import` of the same folder records it for unchanged files)"
+        )
 
 
 def register(group: click.Group) -> None:

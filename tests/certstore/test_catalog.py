@@ -250,6 +250,9 @@ def test_stats_counts_and_bytes(catalog: Catalog) -> None:
     assert (stats.total, stats.migrated, stats.verified, stats.pending) == (6, 2, 1, 4)
     assert stats.total_bytes == 210 and stats.migrated_bytes == 30
     assert stats.pending_bytes == 180
+    assert stats.md5_missing == 6
+    catalog.record_md5([(ids[0], "a" * 64, "c" * 32)])
+    assert catalog.stats().md5_missing == 5
     odd = catalog.stats(selection=Selection(tournament_id=1))
     assert (odd.total, odd.migrated) == (3, 1)
 
@@ -375,8 +378,14 @@ def test_cli_import_and_stats(
     assert main(["catalog", "stats", "--catalog", url, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["total"] == 5 and stats["pending"] == 5 and stats["migrated"] == 0
+    assert stats["md5_missing"] == 0
     assert main(["catalog", "stats", "--catalog", url]) == 0
-    assert "pending:  5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pending:  5" in out and "no MD5 recorded" not in out
+    with Catalog(url) as catalog, catalog.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE certificates SET md5 = NULL WHERE key = 'top.pdf'"))
+    assert main(["catalog", "stats", "--catalog", url]) == 0
+    assert "no MD5 recorded: 1 rows" in capsys.readouterr().out
 
 
 def test_cli_import_uses_env_catalog_and_rejects_missing_dir(

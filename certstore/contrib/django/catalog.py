@@ -377,6 +377,7 @@ class DjangoCatalog:
             total_bytes=total_bytes,
             migrated_bytes=migrated_bytes,
             pending_bytes=total_bytes - migrated_bytes,
+            md5_missing=total,  # a Django model maps no MD5 field
         )
 
     def get(self, row_id: int) -> CertificateRecord | None:
