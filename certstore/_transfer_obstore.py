@@ -15,11 +15,14 @@ object_store's (5xx, throttling, connection errors), bounded by ``max_attempts``
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
+import gc
 import hashlib
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
@@ -75,6 +78,41 @@ logger = logging.getLogger(__name__)
 _BIG_AT_ONCE = 2
 _CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
 _STATUS = re.compile(r"status code: (\d{3})")
+
+
+#: How long a process stays up after its last obstore call before the interpreter is torn down
+#: (see :func:`_settle_before_exit`).
+SETTLE_SECONDS = 0.3
+_settle: dict[str, Any] = {"registered": False, "skip": False, "last_call_done": 0.0}
+
+
+def _note_call_done() -> None:
+    _settle["last_call_done"] = time.monotonic()
+
+
+def _settle_before_exit() -> None:
+    """At exit, give obstore's threads until :data:`SETTLE_SECONDS` after the last call.
+
+    Why: for a moment after an obstore call has returned its result, a Tokio thread still
+    releases what the call held, and that can need the GIL. If the interpreter is finalizing
+    by then, Python 3.11 ends that thread with ``pthread_exit``, which cannot unwind through
+    Rust frames, and the whole process aborts (SIGABRT) after every upload succeeded.
+    Measured on short scripts that upload 40 objects to the moto server and return: 5 of 60
+    aborted with only :meth:`ObstoreUploader.close`'s clean-up, none of 60 with this wait.
+    It runs from ``atexit``, while the interpreter is intact, and only waits what is left of
+    the window (a long-running process does not wait at all).
+    """
+    if _settle["skip"]:
+        return
+    remaining = SETTLE_SECONDS - (time.monotonic() - _settle["last_call_done"])
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+def skip_settle_at_exit() -> None:
+    """For a process that leaves without finalizing the interpreter (``os._exit``): the race
+    above cannot happen there, so its exit need not wait."""
+    _settle["skip"] = True
 
 
 class _S3Failure(Exception):
@@ -184,6 +222,9 @@ class ObstoreUploader:
         self.store = store if store is not None else build_store(settings, workers=workers)
         self._loop = asyncio.new_event_loop()
         self._big = asyncio.Semaphore(_BIG_AT_ONCE)
+        if not _settle["registered"]:
+            _settle["registered"] = True
+            atexit.register(_settle_before_exit)
         self._busy = threading.Lock()
         self._closed = False
 
@@ -251,6 +292,7 @@ class ObstoreUploader:
         finally:
             if pending:
                 loop.run_until_complete(asyncio.wait(set(pending)))
+            _note_call_done()
             self._busy.release()
 
     def check_bucket(self) -> None:
@@ -260,7 +302,10 @@ class ObstoreUploader:
         error body tells a missing key (the bucket is fine) from a missing bucket."""
         if self._closed:
             raise RuntimeError("this uploader is closed")
-        self._loop.run_until_complete(self._check_bucket())
+        try:
+            self._loop.run_until_complete(self._check_bucket())
+        finally:
+            _note_call_done()
 
     async def _check_bucket(self) -> None:
         from obstore.exceptions import BaseError
@@ -292,11 +337,25 @@ class ObstoreUploader:
             raise S3Error(f"checking bucket {self.bucket!r} failed: {first}", **context) from err
 
     def close(self) -> None:
-        """Close the event loop."""
+        """Close the event loop, let go of it and of the store, and collect what they leave.
+
+        Why: finished tasks and futures of obstore calls sit in reference cycles until a
+        garbage collection; when that first collection is the interpreter's own finalization,
+        dropping them there races obstore's Tokio threads against interpreter state that is
+        already gone, and the process dies of SIGABRT after all its work succeeded. Measured
+        on 120 short scripts that uploaded 200 objects to ``rclone serve s3`` and exited
+        normally: 14 aborted when ``close()`` only closed the loop, 16 when it also dropped the
+        loop and store, none when it also collected. (:func:`_settle_before_exit` covers the
+        rest of that race.) After ``close()`` only our references are gone: a store passed in
+        as ``store=`` stays the caller's.
+        """
         if self._closed:
             return
         self._closed = True
         self._loop.close()
+        self._loop = None  # type: ignore[assignment]
+        self.store = None
+        gc.collect()
 
     async def upload_one(self, item: UploadItem, verify_method: str = "etag") -> UploadResult:
         """One item on the engine's loop; every per-object failure becomes a result."""
