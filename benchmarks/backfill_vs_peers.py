@@ -868,18 +868,18 @@ def prepare(ctx: Context, tools: Sequence[str]) -> float | None:
     in the table: in production the catalog exists before the backfill starts). Returns the
     CPU seconds ``certstore catalog import`` took, reported apart: it hashes every file once
     for SHA-256 and MD5, and the backfill relies on both."""
-    import hashlib
+    from certstore.catalog import file_digests
 
     entries = []
     for path in ctx.data.files:
-        data = path.read_bytes()
+        size, sha256, md5 = file_digests(path)
         entries.append(
             {
                 "key": path.relative_to(ctx.data.root).as_posix(),
                 "path": str(path),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
-                "size": len(data),
+                "sha256": sha256,
+                "md5": md5,
+                "size": size,
             }
         )
     (ctx.work / "manifest.json").write_text(json.dumps(entries))

@@ -40,6 +40,11 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
+def is_plain_md5(text: str) -> bool:
+    """True for 32 lower-case hex digits: a single-part ETag, i.e. the MD5 of the content."""
+    return bool(_PLAIN_MD5.match(text))
+
+
 def conditional_unsupported(code: str | None, status: int | None) -> bool:
     """Did the server refuse ``If-None-Match: *`` on PUT itself (older S3 look-alikes)?"""
     return code == "NotImplemented" or status == 501
@@ -225,10 +230,8 @@ def known_md5(item: UploadItem) -> str | None:
     cannot pass an upload that should fail: the ETag would not match it, and the object is
     reported ``verify_failed``, not marked migrated.
     """
-    md5 = item.md5
-    if md5 and _PLAIN_MD5.match(md5.lower()):
-        return md5.lower()
-    return None
+    md5 = (item.md5 or "").lower()
+    return md5 if is_plain_md5(md5) else None
 
 
 def hash_file(item: UploadItem) -> tuple[str, str]:

@@ -24,13 +24,13 @@ it is above the threshold. The gauge ``cert.backfill.mismatch_rate_percent`` is 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from certstore._transfer_common import is_plain_md5
 from certstore.backends.s3 import ListedObject, S3Backend
 from certstore.catalog import Catalog, CertificateRecord, utcnow
 from certstore.metrics import Metrics
@@ -46,7 +46,6 @@ from certstore.verify import (
 
 #: Keys listed per finding (counts are always exact).
 MAX_LISTED = 1000
-_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
 def expected_etag(row: CertificateRecord, listed_etag: str) -> str | None:
@@ -58,7 +57,7 @@ def expected_etag(row: CertificateRecord, listed_etag: str) -> str | None:
     """
     if row.s3_etag:
         return row.s3_etag.strip('"').lower()
-    if row.md5 and _PLAIN_MD5.match(listed_etag.lower()):
+    if row.md5 and is_plain_md5(listed_etag.lower()):
         return row.md5.lower()
     return None
 
