@@ -672,6 +672,33 @@ def ratios(summary: dict[str, Any], endpoints: Sequence[str]) -> dict[str, float
     return flat
 
 
+def paired_ranges(measures: list[Measure], endpoints: Sequence[str]) -> dict[str, float]:
+    """The spread of each objects/s ratio over repetitions: certstore's run over the peer's run
+    of the same repetition (adjacent in time, so they saw the same machine load).
+
+    Why: the medians hide how much the ratio moves from one repetition to the next on a noisy
+    shared machine; ``..._paired_min``/``..._paired_max`` show whether a ratio near 1.0 is a
+    steady result or noise.
+    """
+    walls: dict[tuple[str, str, int], float] = {
+        (m.endpoint, m.tool, m.rep): m.wall for m in measures if m.ok
+    }
+    out: dict[str, float] = {}
+    for endpoint in endpoints:
+        prefix = ENDPOINT_IDS[endpoint]
+        for ours_tool, label in ((PRIMARY, prefix), (ENGINE, f"{prefix}_engine")):
+            for tool, peer in PEER_IDS.items():
+                per_rep = [
+                    walls[(endpoint, tool, rep)] / wall
+                    for (where, which, rep), wall in walls.items()
+                    if where == endpoint and which == ours_tool and (endpoint, tool, rep) in walls
+                ]
+                if per_rep:
+                    out[f"{label}_vs_{peer}_paired_min"] = min(per_rep)
+                    out[f"{label}_vs_{peer}_paired_max"] = max(per_rep)
+    return out
+
+
 def targets(flat: dict[str, float]) -> dict[str, bool | None]:
     """The issue's targets: rclone endpoint >= 1.0x s5cmd objects/s, <= 1.0x its CPU per
     object, >= 4x aws s3 sync; moto endpoint within 10 % of the fastest peer."""
@@ -697,7 +724,9 @@ def print_table(
     flat: dict[str, float],
     goals: dict[str, bool | None],
     meta: dict[str, Any],
+    spreads: dict[str, float] | None = None,
 ) -> None:
+    spreads = spreads or {}
     print(
         f"\nbackfill vs peers: {meta['files']} files x {meta['size_kb']} KiB "
         f"({meta['megabytes']:.1f} MB), {meta['reps']} repetition(s), certstore {meta['workers']} "
@@ -724,7 +753,12 @@ def print_table(
         )
     print("\nratios (certstore backfill over peer; objects/s, or CPU per object):")
     for name, value in sorted(flat.items()):
-        print(f"  {name:48} {value:6.2f}")
+        stem = name.removesuffix("_ratio")
+        spread = ""
+        if f"{stem}_paired_min" in spreads:
+            low, high = spreads[f"{stem}_paired_min"], spreads[f"{stem}_paired_max"]
+            spread = f"   per repetition {low:.2f}-{high:.2f}"
+        print(f"  {name:48} {value:6.2f}{spread}")
     print("targets:")
     for name, met in goals.items():
         print(f"  {name:48} {'n/a' if met is None else 'MET' if met else 'MISSED'}")
@@ -985,7 +1019,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = summarise(measures, data)
         flat = ratios(summary, endpoints)
         goals = targets(flat)
-        print_table(summary, flat, goals, meta)
+        spreads = paired_ranges(measures, endpoints)
+        print_table(summary, flat, goals, meta, spreads)
         if args.json:
             record: dict[str, Any] = dict(meta)
             for name, row in summary.items():
@@ -997,6 +1032,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "failed" in row:
                     record[f"{ENDPOINT_IDS[endpoint]}_{slug}_failed"] = True
             record.update(flat)
+            record.update(spreads)
             record.update(goals)
             record["caveats"] = " ".join(CAVEATS)
             args.json.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")

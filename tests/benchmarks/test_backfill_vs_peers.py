@@ -106,3 +106,19 @@ def test_arguments_are_checked(bench: ModuleType) -> None:
         bench.parse_args(["--tools", "s5cmd cp,robocopy"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--files", "0"])
+
+
+def test_paired_ranges_compare_runs_of_the_same_repetition(bench: ModuleType) -> None:
+    """Each repetition's ratio uses that repetition's peer run; a failed run drops its pair."""
+    measures = [
+        bench.Measure("certstore backfill", "rclone", 0, 1.0, 1.0, 1.0, 100, True),
+        bench.Measure("s5cmd cp", "rclone", 0, 1.1, 1.0, 1.0, 100, True),
+        bench.Measure("certstore backfill", "rclone", 1, 2.0, 1.0, 1.0, 100, True),
+        bench.Measure("s5cmd cp", "rclone", 1, 1.8, 1.0, 1.0, 100, True),
+        bench.Measure("certstore backfill", "rclone", 2, 0.1, 1.0, 1.0, 100, True),
+        bench.Measure("s5cmd cp", "rclone", 2, 9.9, 1.0, 1.0, 0, False, "exit 1"),
+    ]
+    spreads = bench.paired_ranges(measures, ["rclone"])
+    assert spreads["rclone_serve_vs_s5cmd_paired_min"] == pytest.approx(0.9)
+    assert spreads["rclone_serve_vs_s5cmd_paired_max"] == pytest.approx(1.1)
+    assert not any("aws_sync" in name or "engine" in name for name in spreads)
