@@ -119,3 +119,46 @@ def test_missing_setting_and_tournament_filter_without_field(site, tmp_path):
     catalog = DjangoCatalog(Certificate, CatalogFields(file="file_pdf"), media_root=tmp_path)
     with pytest.raises(DjangoConfigError, match="TOURNAMENT_FIELD"):
         catalog.count(selection=Selection(tournament_id=1))
+
+
+def test_hashes_read_for_an_upload_are_recorded_together(site, rows):
+    """Rows with empty SHA256/MD5 fields get both from one read of the file, and the backfill
+    records both; a row whose SHA-256 is stored but whose MD5 is not leaves the MD5 to the
+    engine (None) rather than guessing it."""
+    from certsite.tournaments.models import Certificate
+
+    config = {**SETTINGS, "SHA256_FIELD": "sha256", "MD5_FIELD": "md5"}
+    catalog = DjangoCatalog.from_settings(media_root=site.media_root, config=config)
+    assert catalog.stats().md5_missing == len(rows)
+    first, second = catalog.next_batch(0, 2, state="pending")
+    data = (site.media_root / first.key).read_bytes()
+    assert (first.sha256, first.md5) == (
+        hashlib.sha256(data).hexdigest(),
+        hashlib.md5(data).hexdigest(),
+    )
+    when = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    catalog.mark_migrated([Mark(first.id, first.md5, when, when)])
+    stored = Certificate.objects.get(pk=first.id)
+    assert (stored.sha256, stored.md5) == (first.sha256, first.md5)
+    assert catalog.stats().md5_missing == len(rows) - 1
+    assert catalog.get(first.id).md5 == first.md5
+
+    Certificate.objects.filter(pk=second.id).update(sha256=second.sha256, md5="")
+    assert catalog.get(second.id).md5 is None, "a stored SHA-256 without its MD5"
+
+    catalog.update_content(first.id, size=1, sha256="0" * 64)
+    stored = Certificate.objects.get(pk=first.id)
+    assert (stored.sha256, stored.md5, stored.migrated_to_s3_at) == ("0" * 64, "", None)
+
+
+def test_stats_reads_sizes_without_hashing_files(site, rows, monkeypatch):
+    from certstore.contrib.django import catalog as module
+
+    def no_hashing(path):
+        raise AssertionError(f"stats hashed {path}")
+
+    monkeypatch.setattr(module, "file_digests", no_hashing)
+    catalog = DjangoCatalog.from_settings(media_root=site.media_root, config=SETTINGS)
+    stats = catalog.stats()
+    sizes = sum((site.media_root / c.file_pdf.name).stat().st_size for c in rows)
+    assert (stats.total, stats.total_bytes, stats.md5_missing) == (len(rows), sizes, len(rows))

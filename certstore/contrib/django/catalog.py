@@ -9,15 +9,16 @@ keyset pagination, ``--start-id`` and the shards use.
 A site's table rarely records a file's size and SHA-256. When the model has no such fields
 (``SIZE_FIELD``/``SHA256_FIELD``) they are read from the local file when a row is selected: the
 upload is still verified end to end against those bytes, but "the local file changed since it
-was catalogued" cannot be detected for rows without a recorded hash. When a ``SHA256_FIELD``
-exists and is empty, the hash read for the upload is written there when the row is marked
-migrated, so later checks have something to compare with. Checkpoints live in certstore's own
-table (``certstore_backfillcheckpoint``, ``manage.py migrate certstore``).
+was catalogued" cannot be detected for rows without a recorded hash. The same read gives the
+file's MD5, the ETag a single-part upload of it must come back with, so the engine does not
+hash the file a second time. When a ``SHA256_FIELD`` (or ``MD5_FIELD``) exists and is empty,
+the hash read for the upload is written there when the row is marked migrated, so later checks
+and backfills have something to compare with. Checkpoints live in certstore's own table
+(``certstore_backfillcheckpoint``, ``manage.py migrate certstore``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +36,7 @@ from certstore.catalog import (
     Checkpoint,
     Mark,
     Selection,
+    file_digests,
     iter_keyset,
     utcnow,
 )
@@ -50,13 +52,13 @@ _KEYS = (
     "MIGRATED_FIELD",
     "TOURNAMENT_FIELD",
     "SHA256_FIELD",
+    "MD5_FIELD",
     "SIZE_FIELD",
     "VERIFIED_FIELD",
     "ETAG_FIELD",
     "DATABASE",
 )
 _EPOCH = datetime.fromtimestamp(0, UTC)
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,10 @@ class CatalogFields:
     migrated: str = "migrated_to_s3_at"
     tournament: str | None = None
     sha256: str | None = None
+    md5: str | None = None
     size: str | None = None
     verified: str | None = None
     etag: str | None = None
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DjangoCatalog:
@@ -100,7 +95,9 @@ class DjangoCatalog:
         self.media_root = Path(media_root)
         self.using = using or "default"
         self._check_fields()
-        self._hashes: dict[int, str] = {}
+        #: (SHA-256, MD5) read from the local file of rows whose model fields are empty, kept
+        #: until the row is marked migrated (then written to SHA256_FIELD/MD5_FIELD).
+        self._hashes: dict[int, tuple[str, str]] = {}
         self.url = f"django:{self.model._meta.label}@{self.using}"
 
     @classmethod
@@ -136,6 +133,7 @@ class DjangoCatalog:
             migrated=config.get("MIGRATED_FIELD") or "migrated_to_s3_at",
             tournament=config.get("TOURNAMENT_FIELD"),
             sha256=config.get("SHA256_FIELD"),
+            md5=config.get("MD5_FIELD"),
             size=config.get("SIZE_FIELD"),
             verified=config.get("VERIFIED_FIELD"),
             etag=config.get("ETAG_FIELD"),
@@ -159,6 +157,7 @@ class DjangoCatalog:
             "FILE_FIELD": (self.fields.file, models.FileField),
             "MIGRATED_FIELD": (self.fields.migrated, models.DateTimeField),
             "SHA256_FIELD": (self.fields.sha256, models.CharField),
+            "MD5_FIELD": (self.fields.md5, models.CharField),
             "SIZE_FIELD": (
                 self.fields.size,
                 models.IntegerField
@@ -253,7 +252,7 @@ class DjangoCatalog:
     def _columns(self) -> list[str]:
         f = self.fields
         return ["pk", f.file, f.migrated] + [
-            name for name in (f.tournament, f.sha256, f.size, f.verified, f.etag) if name
+            name for name in (f.tournament, f.sha256, f.md5, f.size, f.verified, f.etag) if name
         ]
 
     def _records(
@@ -269,18 +268,20 @@ class DjangoCatalog:
         f = self.fields
         key = str(row[f.file])
         sha256 = (row.get(f.sha256) or "") if f.sha256 else ""
+        md5 = (row.get(f.md5) or None) if f.md5 else None
         size = row.get(f.size) if f.size else None
         created = _EPOCH
         if (need_hash and not sha256) or size is None:
-            local_size, local_sha, created = self._local_facts(
+            local_size, digests, created = self._local_facts(
                 key, need_hash=need_hash and not sha256
             )
             if size is None:
                 size = local_size
-            if not sha256:
-                sha256 = local_sha
-                if local_sha:
-                    self._hashes[int(row["pk"])] = local_sha
+            if digests is not None:
+                # Both hashes from the same read: the MD5 describes the content whose SHA-256
+                # the upload is checked against, which a stored MD5 might not.
+                sha256, md5 = digests
+                self._hashes[int(row["pk"])] = digests
         return CertificateRecord(
             id=int(row["pk"]),
             key=key,
@@ -291,17 +292,20 @@ class DjangoCatalog:
             migrated_to_s3_at=_aware(row[f.migrated]),
             verified_at=_aware(row.get(f.verified)) if f.verified else None,
             s3_etag=row.get(f.etag) if f.etag else None,
+            md5=md5,
         )
 
-    def _local_facts(self, key: str, *, need_hash: bool) -> tuple[int, str, datetime]:
-        """Size, SHA-256 ('' when not needed or unreadable) and mtime of the local file."""
+    def _local_facts(
+        self, key: str, *, need_hash: bool
+    ) -> tuple[int, tuple[str, str] | None, datetime]:
+        """Size, (SHA-256, MD5) (None when not needed or unreadable) and mtime of the file."""
         try:
             path = resolve_under(self.media_root, key)
             stat = path.stat()
-            digest = _hash_file(path) if need_hash else ""
+            digests = file_digests(path)[1:] if need_hash else None
         except (InvalidKeyError, OSError):
-            return 0, "", _EPOCH
-        return stat.st_size, digest, datetime.fromtimestamp(stat.st_mtime, UTC)
+            return 0, None, _EPOCH
+        return stat.st_size, digests, datetime.fromtimestamp(stat.st_mtime, UTC)
 
     def next_batch(
         self, after_id: int, limit: int, *, selection: Selection | None = None, state: str = "all"
@@ -359,10 +363,20 @@ class DjangoCatalog:
         return int(self._base().aggregate(top=models.Max("pk"))["top"] or 0)
 
     def stats(self, *, selection: Selection | None = None) -> CatalogStats:
-        """Counts and bytes (sizes read from local files when the model has no size field)."""
-        total = migrated = verified = total_bytes = migrated_bytes = 0
-        for row in self.iter_rows(selection=selection):
+        """Counts and bytes (sizes read from local files when the model has no size field; no
+        file is hashed). ``md5_missing`` counts rows without a recorded MD5: all of them when
+        the model maps no MD5_FIELD."""
+        total = migrated = verified = total_bytes = migrated_bytes = md5_missing = 0
+        rows = iter_keyset(
+            lambda after, limit: self._records(
+                self._filtered(selection, "all", after).order_by("pk")[:limit], need_hash=False
+            ),
+            after_id=0,
+            batch_size=1000,
+        )
+        for row in rows:
             total += 1
+            md5_missing += not row.md5
             total_bytes += row.size
             if row.migrated:
                 migrated += 1
@@ -377,7 +391,7 @@ class DjangoCatalog:
             total_bytes=total_bytes,
             migrated_bytes=migrated_bytes,
             pending_bytes=total_bytes - migrated_bytes,
-            md5_missing=total,  # a Django model maps no MD5 field
+            md5_missing=md5_missing,
         )
 
     def get(self, row_id: int) -> CertificateRecord | None:
@@ -410,9 +424,12 @@ class DjangoCatalog:
                     values[f.verified] = _db_time(mark.verified_at)
                 if f.etag:
                     values[f.etag] = mark.etag or ""
-                digest = self._hashes.pop(mark.id, None)
-                if f.sha256 and digest:
-                    values[f.sha256] = digest
+                digests = self._hashes.pop(mark.id, None)
+                if digests is not None:
+                    if f.sha256:
+                        values[f.sha256] = digests[0]
+                    if f.md5:
+                        values[f.md5] = digests[1]
                 manager.filter(pk=mark.id).update(**values)
             if checkpoint is not None:
                 self._write_checkpoint(checkpoint)
@@ -441,13 +458,14 @@ class DjangoCatalog:
     ) -> None:
         """Record new content for a row and forget its S3 copy (it no longer matches).
 
-        ``md5`` is accepted for the catalog interface and not stored: a Django model maps no
-        MD5 field, so the backfill hashes the MD5 itself for these rows."""
+        Without ``md5`` an MD5_FIELD is emptied: the MD5 it held described the old content."""
         values: dict[str, Any] = {}
         if self.fields.size:
             values[self.fields.size] = size
         if self.fields.sha256:
             values[self.fields.sha256] = sha256
+        if self.fields.md5:
+            values[self.fields.md5] = md5 or ""
         if values:
             self._base().filter(pk=row_id).update(**values)
         self.clear_migration([row_id])

@@ -26,4 +26,5 @@ CERTSTORE_CATALOG = {
     "MIGRATED_FIELD": "migrated_to_s3_at",
     "TOURNAMENT_FIELD": "tournament_id",
     "SHA256_FIELD": "sha256",
+    "MD5_FIELD": "md5",
 }

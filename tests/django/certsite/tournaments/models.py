@@ -13,6 +13,7 @@ class Certificate(models.Model):
     tournament_id = models.IntegerField(db_index=True)
     file_pdf = models.FileField(upload_to="pdf/%Y/%m/", storage=certificate_storage, max_length=255)
     sha256 = models.CharField(max_length=64, blank=True, default="")
+    md5 = models.CharField(max_length=32, blank=True, default="")
     migrated_to_s3_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
