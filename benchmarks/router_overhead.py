@@ -62,7 +62,8 @@ def measure(ops: int, size_kb: int) -> dict[str, Any]:
         s3 = S3Backend(client, "bench-router", prefix="certificates/", metrics=metrics)
         root = Path(scratch)
         storage = CertificateStorage(
-            LocalBackend(root / "router"), s3,
+            LocalBackend(root / "router"),
+            s3,
             flags=FlagSource({"CERT_S3_DUAL_WRITE": "true", "CERT_S3_READ_PRIMARY": "true"}),
             metrics=metrics,
         )
@@ -89,7 +90,8 @@ def measure(ops: int, size_kb: int) -> dict[str, Any]:
 
         def raw_url_op(key: str) -> None:
             client.generate_presigned_url(
-                "get_object", Params={"Bucket": "bench-router", "Key": f"certificates/{key}"},
+                "get_object",
+                Params={"Bucket": "bench-router", "Key": f"certificates/{key}"},
                 ExpiresIn=3600,
             )
 
@@ -124,7 +126,7 @@ def measure(ops: int, size_kb: int) -> dict[str, Any]:
         "url_ratio": round(ratio(router_url, raw_url), 4),
         "target_ratio": TARGET,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
     }
 
 
@@ -137,14 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.ops < 1:
         parser.error("--ops must be positive")
     figures = measure(args.ops, args.size_kb)
-    print(f"router overhead, {figures['ops']} ops x {figures['size_kb']} KB, moto server on "
-          f"127.0.0.1 ({figures['machine']})")
+    print(
+        f"router overhead, {figures['ops']} ops x {figures['size_kb']} KB, moto server on "
+        f"127.0.0.1 ({figures['machine']})"
+    )
     print(f"{'operation':<10} {'router ms':>10} {'raw ms':>10} {'ratio':>7} {'target':>7}")
     for name in ("save", "url"):
         ratio = figures[f"{name}_ratio"]
         verdict = "ok" if ratio <= TARGET else "OVER"
-        print(f"{name:<10} {figures[f'router_{name}_median_ms']:>10.3f} "
-              f"{figures[f'raw_{name}_median_ms']:>10.3f} {ratio:>7.3f} {TARGET:>7.2f} {verdict}")
+        print(
+            f"{name:<10} {figures[f'router_{name}_median_ms']:>10.3f} "
+            f"{figures[f'raw_{name}_median_ms']:>10.3f} {ratio:>7.3f} {TARGET:>7.2f} {verdict}"
+        )
     print("ratio = median over operations of router time / raw time (interleaved pairs)")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")

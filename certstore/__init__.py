@@ -66,6 +66,7 @@ def __getattr__(name: str) -> object:
     globals()[name] = value
     return value
 
+
 __all__ = [
     "CATALOG",
     "Backfill",

@@ -45,8 +45,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MotoProcess:
     """``python -m moto.server`` on a loopback port, as a child process."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 30.0
+    ) -> None:
         if not host.startswith("127.") and host != "localhost":
             raise ValueError(f"the moto server only binds to loopback, not {host!r}")
         self.host = host
@@ -80,8 +81,11 @@ class MotoProcess:
             env = {**os.environ, **FAKE_CREDENTIALS, "PYTHONUNBUFFERED": "1"}
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
             deadline = time.monotonic() + self.startup_timeout
             while time.monotonic() < deadline:

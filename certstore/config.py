@@ -165,48 +165,142 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("CERT_S3_DUAL_WRITE", "dual_write", parse_bool, False,
-           "save writes local (authoritative) then S3 (shadow)", flag=True),
-    Option("CERT_S3_READ_PRIMARY", "read_primary", parse_bool, False,
-           "reads try S3 first and fall back to local", flag=True),
-    Option("CERT_S3_BACKFILL_ENABLED", "backfill_enabled", parse_bool, False,
-           "a real backfill refuses to run without it", flag=True),
-    Option("CERT_S3_ONLY", "s3_only", parse_bool, False,
-           "S3 is authoritative; no local storage, no fallback", flag=True),
+    Option(
+        "CERT_S3_DUAL_WRITE",
+        "dual_write",
+        parse_bool,
+        False,
+        "save writes local (authoritative) then S3 (shadow)",
+        flag=True,
+    ),
+    Option(
+        "CERT_S3_READ_PRIMARY",
+        "read_primary",
+        parse_bool,
+        False,
+        "reads try S3 first and fall back to local",
+        flag=True,
+    ),
+    Option(
+        "CERT_S3_BACKFILL_ENABLED",
+        "backfill_enabled",
+        parse_bool,
+        False,
+        "a real backfill refuses to run without it",
+        flag=True,
+    ),
+    Option(
+        "CERT_S3_ONLY",
+        "s3_only",
+        parse_bool,
+        False,
+        "S3 is authoritative; no local storage, no fallback",
+        flag=True,
+    ),
     Option("AWS_STORAGE_BUCKET_NAME", "bucket", _text, None, "the S3 bucket"),
     Option("AWS_S3_REGION_NAME", "region", _text, "us-east-1", "the bucket's region"),
-    Option("AWS_S3_ENDPOINT_URL", "endpoint_url", _url, None,
-           "an S3-compatible endpoint (moto, MinIO, ...); empty for AWS"),
-    Option("AWS_S3_KEY_PREFIX", "key_prefix", _prefix, "certificates/",
-           "prefix of every object key in the bucket"),
-    Option("AWS_S3_MAX_ATTEMPTS", "max_attempts", _int_between(1, 10), 3,
-           "botocore standard-mode attempts per S3 call (first try included)"),
-    Option("AWS_S3_CONNECT_TIMEOUT", "connect_timeout", _seconds(0, 300), 5.0,
-           "seconds to wait for a connection"),
-    Option("AWS_S3_READ_TIMEOUT", "read_timeout", _seconds(0, 3600), 30.0,
-           "seconds to wait for a response"),
-    Option("AWS_QUERYSTRING_EXPIRE", "url_expiry", _int_between(MIN_URL_EXPIRY, MAX_URL_EXPIRY),
-           3600, "lifetime of presigned URLs in seconds (1 s to 7 days)"),
-    Option("AWS_S3_CHECKSUM_MODE", "checksum_mode", _choice(*CHECKSUM_MODES), "when_supported",
-           "boto3 request/response checksums: when_required for providers that reject them"),
-    Option("AWS_S3_MAX_POOL_CONNECTIONS", "max_pool_connections", _int_between(1, 1024), 32,
-           "HTTP connections the shared S3 client keeps"),
-    Option("CERTSTORE_MEDIA_ROOT", "media_root", _text, "media",
-           "the local media directory"),
-    Option("CERTSTORE_MEDIA_URL", "media_url", _text, "/media/",
-           "URL prefix under which local files are served"),
-    Option("CERTSTORE_FLAGS_FILE", "flags_file", _text, None,
-           "TOML or JSON file whose flags override the environment, re-read on change"),
-    Option("CERTSTORE_CATALOG_URL", "catalog_url", _text, "sqlite:///certstore-catalog.sqlite3",
-           "SQLAlchemy URL of the certificate catalog"),
-    Option("CERTSTORE_WEB_EXISTS_TTL", "web_exists_ttl", _seconds_or_off(300), 60.0,
-           "seconds the web service trusts that an object it saw in S3 is still there; 0: off"),
-    Option("AWS_ACCESS_KEY_ID", "access_key_id", _text, None,
-           "S3 access key (boto3 also finds profiles and roles)", secret=True),
-    Option("AWS_SECRET_ACCESS_KEY", "secret_access_key", _text, None,
-           "S3 secret key", secret=True),
-    Option("CERTSTORE_API_TOKEN", "api_token", _text, None,
-           "bearer token the web service requires for uploads", secret=True),
+    Option(
+        "AWS_S3_ENDPOINT_URL",
+        "endpoint_url",
+        _url,
+        None,
+        "an S3-compatible endpoint (moto, MinIO, ...); empty for AWS",
+    ),
+    Option(
+        "AWS_S3_KEY_PREFIX",
+        "key_prefix",
+        _prefix,
+        "certificates/",
+        "prefix of every object key in the bucket",
+    ),
+    Option(
+        "AWS_S3_MAX_ATTEMPTS",
+        "max_attempts",
+        _int_between(1, 10),
+        3,
+        "botocore standard-mode attempts per S3 call (first try included)",
+    ),
+    Option(
+        "AWS_S3_CONNECT_TIMEOUT",
+        "connect_timeout",
+        _seconds(0, 300),
+        5.0,
+        "seconds to wait for a connection",
+    ),
+    Option(
+        "AWS_S3_READ_TIMEOUT",
+        "read_timeout",
+        _seconds(0, 3600),
+        30.0,
+        "seconds to wait for a response",
+    ),
+    Option(
+        "AWS_QUERYSTRING_EXPIRE",
+        "url_expiry",
+        _int_between(MIN_URL_EXPIRY, MAX_URL_EXPIRY),
+        3600,
+        "lifetime of presigned URLs in seconds (1 s to 7 days)",
+    ),
+    Option(
+        "AWS_S3_CHECKSUM_MODE",
+        "checksum_mode",
+        _choice(*CHECKSUM_MODES),
+        "when_supported",
+        "boto3 request/response checksums: when_required for providers that reject them",
+    ),
+    Option(
+        "AWS_S3_MAX_POOL_CONNECTIONS",
+        "max_pool_connections",
+        _int_between(1, 1024),
+        32,
+        "HTTP connections the shared S3 client keeps",
+    ),
+    Option("CERTSTORE_MEDIA_ROOT", "media_root", _text, "media", "the local media directory"),
+    Option(
+        "CERTSTORE_MEDIA_URL",
+        "media_url",
+        _text,
+        "/media/",
+        "URL prefix under which local files are served",
+    ),
+    Option(
+        "CERTSTORE_FLAGS_FILE",
+        "flags_file",
+        _text,
+        None,
+        "TOML or JSON file whose flags override the environment, re-read on change",
+    ),
+    Option(
+        "CERTSTORE_CATALOG_URL",
+        "catalog_url",
+        _text,
+        "sqlite:///certstore-catalog.sqlite3",
+        "SQLAlchemy URL of the certificate catalog",
+    ),
+    Option(
+        "CERTSTORE_WEB_EXISTS_TTL",
+        "web_exists_ttl",
+        _seconds_or_off(300),
+        60.0,
+        "seconds the web service trusts that an object it saw in S3 is still there; 0: off",
+    ),
+    Option(
+        "AWS_ACCESS_KEY_ID",
+        "access_key_id",
+        _text,
+        None,
+        "S3 access key (boto3 also finds profiles and roles)",
+        secret=True,
+    ),
+    Option("AWS_SECRET_ACCESS_KEY", "secret_access_key", _text, None, "S3 secret key", secret=True),
+    Option(
+        "CERTSTORE_API_TOKEN",
+        "api_token",
+        _text,
+        None,
+        "bearer token the web service requires for uploads",
+        secret=True,
+    ),
 )
 
 FLAG_OPTIONS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.flag)
@@ -322,7 +416,8 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
     except OSError as err:
         raise ConfigError(
             f"{variable}={text_path!r} cannot be read: {err.strerror}",
-            variable=variable, value=text_path,
+            variable=variable,
+            value=text_path,
         ) from err
     try:
         if text_path.endswith(".json") or raw.lstrip().startswith(b"{"):
@@ -334,11 +429,13 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(
             f"{variable}={text_path!r} is neither valid TOML nor valid JSON: {err}",
-            variable=variable, value=text_path,
+            variable=variable,
+            value=text_path,
         ) from err
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{variable}={text_path!r} must hold a table of flags", variable=variable,
+            f"{variable}={text_path!r} must hold a table of flags",
+            variable=variable,
             value=text_path,
         )
     if set(data) == {"flags"} and isinstance(data["flags"], dict):
@@ -350,7 +447,8 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
             known = ", ".join(o.variable for o in FLAG_OPTIONS)
             raise ConfigError(
                 f"{variable}={text_path!r}: unknown flag {name!r} (known: {known})",
-                variable=variable, value=text_path,
+                variable=variable,
+                value=text_path,
             )
         values[option.variable] = parse_bool(f"{option.variable} in {text_path}", value)
     return values
@@ -409,8 +507,9 @@ class FlagSource:
             return self._last_flags
         values: dict[str, bool] = {}
         for flag, text in zip(FLAG_OPTIONS, raw, strict=False):
-            values[flag.variable] = flag.default if text is None else flag.parse(
-                flag.variable, text)
+            values[flag.variable] = (
+                flag.default if text is None else flag.parse(flag.variable, text)
+            )
         if file_values:
             values.update(file_values)
         flags = Flags(*(values[o.variable] for o in FLAG_OPTIONS))
@@ -448,9 +547,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting now; ``overrides`` replace single values (by attribute name)."""
         values = resolve(env)
-        kwargs = {
-            o.attribute: values[o.variable].value for o in OPTIONS if not o.flag
-        }
+        kwargs = {o.attribute: values[o.variable].value for o in OPTIONS if not o.flag}
         unknown = set(overrides) - set(kwargs)
         if unknown:
             raise ConfigError(

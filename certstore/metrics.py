@@ -57,24 +57,28 @@ CATALOG: tuple[MetricSpec, ...] = (
     MetricSpec("cert.s3.save", "counter", "S3 save attempts made by the router"),
     MetricSpec("cert.s3.save.fail", "counter", "S3 saves that failed after retries", ("error",)),
     MetricSpec("cert.s3.read", "counter", "S3 reads (open/exists/size) attempted by the router"),
-    MetricSpec("cert.s3.read.fallback", "counter", "reads served from local after S3 missed",
-               ("reason",)),
+    MetricSpec(
+        "cert.s3.read.fallback", "counter", "reads served from local after S3 missed", ("reason",)
+    ),
     MetricSpec("cert.s3.delete", "counter", "S3 deletes attempted by the router"),
-    MetricSpec("cert.s3.delete.fail", "counter", "S3 deletes that failed after retries",
-               ("error",)),
+    MetricSpec(
+        "cert.s3.delete.fail", "counter", "S3 deletes that failed after retries", ("error",)
+    ),
     MetricSpec("cert.s3.url", "counter", "presigned URLs requested from S3"),
-    MetricSpec("cert.s3.url.fallback", "counter", "URLs served from local after S3 failed",
-               ("reason",)),
+    MetricSpec(
+        "cert.s3.url.fallback", "counter", "URLs served from local after S3 failed", ("reason",)
+    ),
     MetricSpec("cert.s3.save.seconds", "histogram", "latency of router S3 saves"),
     MetricSpec("cert.s3.read.seconds", "histogram", "latency of router S3 reads"),
     MetricSpec("cert.s3.url.seconds", "histogram", "latency of presigned URL generation"),
-    MetricSpec("cert.s3.retry", "counter", "retries botocore made (from each response)",
-               ("op",)),
+    MetricSpec("cert.s3.retry", "counter", "retries botocore made (from each response)", ("op",)),
     MetricSpec("cert.local.free_ratio", "gauge", "free share of the local media volume"),
-    MetricSpec("cert.backfill.objects", "counter", "objects the backfill processed",
-               ("outcome",)),
-    MetricSpec("cert.backfill.mismatch_rate_percent", "gauge",
-               "share of sampled objects whose S3 copy does not match"),
+    MetricSpec("cert.backfill.objects", "counter", "objects the backfill processed", ("outcome",)),
+    MetricSpec(
+        "cert.backfill.mismatch_rate_percent",
+        "gauge",
+        "share of sampled objects whose S3 copy does not match",
+    ),
 )
 
 _BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOG}
@@ -162,7 +166,10 @@ class PrometheusEmitter:
                 collector = Counter(base, metric.help, metric.labels, registry=self.registry)
             elif metric.kind == "histogram":
                 collector = Histogram(
-                    base, metric.help, metric.labels, buckets=LATENCY_BUCKETS,
+                    base,
+                    metric.help,
+                    metric.labels,
+                    buckets=LATENCY_BUCKETS,
                     registry=self.registry,
                 )
             else:
@@ -209,7 +216,8 @@ class RecordingEmitter:
         with self._lock:
             events = list(self.events)
         return [
-            e for e in events
+            e
+            for e in events
             if e.name == name and all(e.labels.get(k) == str(v) for k, v in labels.items())
         ]
 
@@ -260,13 +268,16 @@ class Metrics:
         self.emitters = list(emitters)
 
     def _emit(
-        self, name: str, kind: Kind, value: float, labels: Mapping[str, str] | None,
+        self,
+        name: str,
+        kind: Kind,
+        value: float,
+        labels: Mapping[str, str] | None,
         context: Mapping[str, object],
     ) -> None:
         metric = _BY_NAME.get(name) or spec(name)
         if metric.kind != kind:
-            raise UnknownMetricError(f"metric {name!r} is a {metric.kind}, not a {kind}",
-                                     name=name)
+            raise UnknownMetricError(f"metric {name!r} is a {metric.kind}, not a {kind}", name=name)
         clean = {k: str(v) for k, v in labels.items()} if labels else {}
         if clean or metric.labels:
             _check_labels(metric, clean)
@@ -277,18 +288,26 @@ class Metrics:
             except Exception:  # a broken exporter must never break a save
                 logger.exception("metric emitter %r failed on %s", emitter, name)
 
-    def inc(self, name: str, value: float = 1.0, *, labels: Mapping[str, str] | None = None,
-            **context: object) -> None:
+    def inc(
+        self,
+        name: str,
+        value: float = 1.0,
+        *,
+        labels: Mapping[str, str] | None = None,
+        **context: object,
+    ) -> None:
         """Add ``value`` to counter ``name``; ``context`` goes to logs, not to labels."""
         self._emit(name, "counter", value, labels, context)
 
-    def observe(self, name: str, value: float, *, labels: Mapping[str, str] | None = None,
-                **context: object) -> None:
+    def observe(
+        self, name: str, value: float, *, labels: Mapping[str, str] | None = None, **context: object
+    ) -> None:
         """Record one histogram observation (seconds for latencies)."""
         self._emit(name, "histogram", value, labels, context)
 
-    def set(self, name: str, value: float, *, labels: Mapping[str, str] | None = None,
-            **context: object) -> None:
+    def set(
+        self, name: str, value: float, *, labels: Mapping[str, str] | None = None, **context: object
+    ) -> None:
         """Set gauge ``name``."""
         self._emit(name, "gauge", value, labels, context)
 

@@ -80,8 +80,13 @@ class CertificateStorage:
         self._free_space_checked = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, s3_client: Any = None,
-                      metrics: Metrics | None = None) -> CertificateStorage:
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        s3_client: Any = None,
+        metrics: Metrics | None = None,
+    ) -> CertificateStorage:
         """The router for ``settings`` (default: the environment now), S3 when a bucket is set."""
         from certstore.backends.s3 import S3Backend
 
@@ -90,7 +95,8 @@ class CertificateStorage:
         local = LocalBackend(settings.media_root, base_url=settings.media_url)
         s3 = (
             S3Backend.from_settings(settings, client=s3_client, metrics=metrics)
-            if settings.bucket else None
+            if settings.bucket
+            else None
         )
         return cls(local, s3, flags=settings.flag_source(), metrics=metrics)
 
@@ -151,30 +157,45 @@ class CertificateStorage:
         self._report_free_space()
         if flags.dual_write:
             if isinstance(content, bytes | bytearray | memoryview):
-                self._s3_save(canonical, content, content_type, raise_errors=False,
-                              sha256=saved.sha256)
+                self._s3_save(
+                    canonical, content, content_type, raise_errors=False, sha256=saved.sha256
+                )
             else:  # a stream is spent: the shadow copy is made from what was just written
                 with self._local().open(canonical) as written:
-                    self._s3_save(canonical, written, content_type, raise_errors=False,
-                                  sha256=saved.sha256)
+                    self._s3_save(
+                        canonical, written, content_type, raise_errors=False, sha256=saved.sha256
+                    )
         return canonical
 
-    def _s3_save(self, key: str, content: Content, content_type: str | None, *,
-                 raise_errors: bool, sha256: str | None = None) -> SavedObject | None:
+    def _s3_save(
+        self,
+        key: str,
+        content: Content,
+        content_type: str | None,
+        *,
+        raise_errors: bool,
+        sha256: str | None = None,
+    ) -> SavedObject | None:
         backend = self._s3()
         self.metrics.inc("cert.s3.save", key=key)
         try:
             with self._timed("cert.s3.save.seconds"):
                 return backend.save(key, content, content_type=content_type, sha256=sha256)
         except S3Error as err:
-            self.metrics.inc("cert.s3.save.fail", labels={"error": _code(err)}, key=key,
-                             detail=str(err))
+            self.metrics.inc(
+                "cert.s3.save.fail", labels={"error": _code(err)}, key=key, detail=str(err)
+            )
             if raise_errors:
                 raise
             return None
 
-    def _read(self, key: str, s3_call: Callable[[StorageBackend], Any],
-              local_call: Callable[[StorageBackend], Any], flags: Flags | None = None) -> Any:
+    def _read(
+        self,
+        key: str,
+        s3_call: Callable[[StorageBackend], Any],
+        local_call: Callable[[StorageBackend], Any],
+        flags: Flags | None = None,
+    ) -> Any:
         """S3 first when read-primary (or S3-only), local otherwise, with the fallback rules.
 
         ``flags`` when the caller already resolved them for this operation.
@@ -193,15 +214,17 @@ class CertificateStorage:
             with self._timed("cert.s3.read.seconds"):
                 return s3_call(backend)
         except S3Error as err:
-            self.metrics.inc("cert.s3.read.fallback", labels={"reason": _reason(err)}, key=key,
-                             error=_code(err))
+            self.metrics.inc(
+                "cert.s3.read.fallback", labels={"reason": _reason(err)}, key=key, error=_code(err)
+            )
         return local_call(self._local())
 
     def open(self, key: str) -> BinaryIO:
         """A binary reader for ``key``; raises ``ObjectNotFoundError`` when nobody has it."""
         canonical = normalize_key(key)
-        result: BinaryIO = self._read(canonical, lambda b: b.open(canonical),
-                                      lambda b: b.open(canonical))
+        result: BinaryIO = self._read(
+            canonical, lambda b: b.open(canonical), lambda b: b.open(canonical)
+        )
         return result
 
     def read(self, key: str) -> bytes:
@@ -226,8 +249,11 @@ class CertificateStorage:
     def size(self, key: str) -> int:
         """Size in bytes; raises ``ObjectNotFoundError`` when nobody has it."""
         canonical = normalize_key(key)
-        return int(self._read(canonical, lambda b: b.info(canonical).size,
-                              lambda b: b.info(canonical).size))
+        return int(
+            self._read(
+                canonical, lambda b: b.info(canonical).size, lambda b: b.info(canonical).size
+            )
+        )
 
     def _times(self, key: str, which: str) -> datetime:
         canonical = normalize_key(key)
@@ -265,8 +291,7 @@ class CertificateStorage:
         """Last access as the local filesystem knows it (S3 records none)."""
         return self._times(key, "accessed")
 
-    def url(self, key: str, *, expires: int | None = None,
-            download_name: str | None = None) -> str:
+    def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
         """A download URL: presigned S3 when reads go to S3, the media URL otherwise.
 
         Presigning makes no request, so a URL for an object missing from S3 is still an S3 URL;
@@ -285,8 +310,12 @@ class CertificateStorage:
         except S3Error as err:
             if flags.s3_only:
                 raise
-            self.metrics.inc("cert.s3.url.fallback", labels={"reason": _reason(err)},
-                             key=canonical, error=_code(err))
+            self.metrics.inc(
+                "cert.s3.url.fallback",
+                labels={"reason": _reason(err)},
+                key=canonical,
+                error=_code(err),
+            )
         finally:
             self.metrics.observe("cert.s3.url.seconds", self.clock() - start)
         return self._local().url(canonical, expires=expires, download_name=download_name)
@@ -305,8 +334,7 @@ class CertificateStorage:
             try:
                 self._s3().delete(canonical)
             except S3Error as err:
-                self.metrics.inc("cert.s3.delete.fail", labels={"error": _code(err)},
-                                 key=canonical)
+                self.metrics.inc("cert.s3.delete.fail", labels={"error": _code(err)}, key=canonical)
                 raise
             return
         self._local().delete(canonical)
@@ -316,8 +344,12 @@ class CertificateStorage:
             try:
                 backend.delete(canonical)
             except S3Error as err:
-                self.metrics.inc("cert.s3.delete.fail", labels={"error": _code(err)},
-                                 key=canonical, detail=str(err))
+                self.metrics.inc(
+                    "cert.s3.delete.fail",
+                    labels={"error": _code(err)},
+                    key=canonical,
+                    detail=str(err),
+                )
 
 
 class _Missing(S3ObjectNotFoundError):
@@ -325,4 +357,3 @@ class _Missing(S3ObjectNotFoundError):
 
     def __init__(self, key: str) -> None:
         super().__init__(f"no S3 object for {key!r}", key=key, code="NoSuchKey")
-

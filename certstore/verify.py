@@ -357,9 +357,7 @@ def repair(
             )
             report.cleared.append(row.id)
             continue
-        items.append(
-            UploadItem(row.key, path, row.sha256, row.size, token=row.id, md5=row.md5)
-        )
+        items.append(UploadItem(row.key, path, row.sha256, row.size, token=row.id, md5=row.md5))
     report.attempted = len(items) + len(report.failed)
     marks: list[Mark] = []
     for result in uploader.upload(items, verify_method="etag"):

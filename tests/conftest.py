@@ -21,8 +21,17 @@ from certstore.metrics import Metrics, RecordingEmitter
 from certstore.storage import CertificateStorage
 from pytest_certstore.moto_server import FAKE_CREDENTIALS, MotoServer
 
-_SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-          "AWS_ENDPOINT_URL_S3", "RESULTS_DIR", "SLO_SPEC", "SLO_BASELINE", "SLO_BENCHMARK_JSON")
+_SCRUB = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "RESULTS_DIR",
+    "SLO_SPEC",
+    "SLO_BASELINE",
+    "SLO_BENCHMARK_JSON",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +69,14 @@ def bucket_name(worker_id: str) -> str:
 @pytest.fixture(scope="session")
 def http_settings(moto_endpoint: str) -> Settings:
     """Settings pointing at the moto server (bucket filled in per test)."""
-    return Settings.from_env({}, endpoint_url=moto_endpoint, max_attempts=3,
-                             connect_timeout=2.0, read_timeout=5.0, **{
-                                 "access_key_id": "testing", "secret_access_key": "testing"})
+    return Settings.from_env(
+        {},
+        endpoint_url=moto_endpoint,
+        max_attempts=3,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        **{"access_key_id": "testing", "secret_access_key": "testing"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -98,16 +112,15 @@ def media_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_storage(media_root: Path, http_client: Any, http_bucket: str,
-                 recorder: RecordingEmitter):  # type: ignore[no-untyped-def]
+def make_storage(media_root: Path, http_client: Any, http_bucket: str, recorder: RecordingEmitter):  # type: ignore[no-untyped-def]
     """Factory: a router on the per-test media root and bucket, with fixed flags."""
 
     def make(client: Any = None, **flags: bool) -> CertificateStorage:
         metrics = Metrics([recorder])
-        s3 = S3Backend(client or http_client, http_bucket, prefix="certificates/",
-                       metrics=metrics)
-        return CertificateStorage(LocalBackend(media_root), s3, flags=Flags(**flags),
-                                  metrics=metrics)
+        s3 = S3Backend(client or http_client, http_bucket, prefix="certificates/", metrics=metrics)
+        return CertificateStorage(
+            LocalBackend(media_root), s3, flags=Flags(**flags), metrics=metrics
+        )
 
     return make
 

@@ -24,8 +24,9 @@ def block_after(marker: str, text: str = README) -> str:
 def test_router_example_runs_as_written(tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(block_after("<!-- example: router -->"), encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "X-Amz-Signature=" in result.stdout
 
@@ -33,9 +34,7 @@ def test_router_example_runs_as_written(tmp_path: Path) -> None:
 def test_metric_table_is_the_catalog() -> None:
     rows = re.findall(r"^\| `(cert\.[a-z0-9_.]+)` \| (\w+) \| `(\w+)` \|", README, re.M)
     assert rows, "metric table not found"
-    assert {(n, k, p) for n, k, p in rows} == {
-        (m.name, m.kind, m.prometheus_name) for m in CATALOG
-    }
+    assert {(n, k, p) for n, k, p in rows} == {(m.name, m.kind, m.prometheus_name) for m in CATALOG}
 
 
 def test_flag_table_lists_every_flag() -> None:

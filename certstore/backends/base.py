@@ -39,8 +39,14 @@ class StorageBackend(Protocol):
 
     name: str
 
-    def save(self, key: str, content: Content, *, content_type: str | None = None,
-             sha256: str | None = None) -> SavedObject:
+    def save(
+        self,
+        key: str,
+        content: Content,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+    ) -> SavedObject:
         """Write ``content`` under ``key`` atomically; return what was written."""
 
     def open(self, key: str) -> BinaryIO:
@@ -52,8 +58,7 @@ class StorageBackend(Protocol):
     def info(self, key: str) -> ObjectInfo:
         """Size, modification time and digests; raises when missing."""
 
-    def url(self, key: str, *, expires: int | None = None,
-            download_name: str | None = None) -> str:
+    def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
         """A URL a browser can fetch the object from."""
 
     def delete(self, key: str) -> None:

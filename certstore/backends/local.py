@@ -49,8 +49,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, root: str | os.PathLike[str], *, base_url: str = "/media/",
-                 fsync: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, base_url: str = "/media/", fsync: bool = True
+    ) -> None:
         self.root = Path(root)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.fsync = fsync
@@ -59,16 +60,25 @@ class LocalBackend:
         """The file that holds ``key`` (checked to be inside the root)."""
         return resolve_under(self.root, key)
 
-    def save(self, key: str, content: Content, *, content_type: str | None = None,
-             sha256: str | None = None) -> SavedObject:
+    def save(
+        self,
+        key: str,
+        content: Content,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+    ) -> SavedObject:
         canonical = normalize_key(key)
         target = self.path(canonical)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
         except OSError as err:
-            raise StorageError(f"cannot write {canonical!r} under {self.root}: {err}",
-                               key=canonical, backend=self.name) from err
+            raise StorageError(
+                f"cannot write {canonical!r} under {self.root}: {err}",
+                key=canonical,
+                backend=self.name,
+            ) from err
         digest = hashlib.sha256()
         size = 0
         try:
@@ -85,15 +95,22 @@ class LocalBackend:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
             if isinstance(err, OSError):
-                raise StorageError(f"cannot write {canonical!r} under {self.root}: {err}",
-                                   key=canonical, backend=self.name) from err
+                raise StorageError(
+                    f"cannot write {canonical!r} under {self.root}: {err}",
+                    key=canonical,
+                    backend=self.name,
+                ) from err
             raise
         if self.fsync:
             self._fsync_dir(target.parent)
         computed = digest.hexdigest()
         if sha256 is not None and sha256 != computed:
-            logger.warning("saved %r: caller's sha256 %s differs from content's %s",
-                           canonical, sha256, computed)
+            logger.warning(
+                "saved %r: caller's sha256 %s differs from content's %s",
+                canonical,
+                sha256,
+                computed,
+            )
         return SavedObject(canonical, size, computed)
 
     @staticmethod
@@ -114,11 +131,13 @@ class LocalBackend:
         try:
             return path.open("rb")
         except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
-                                      backend=self.name) from err
+            raise ObjectNotFoundError(
+                f"no local file for {key!r}", key=key, backend=self.name
+            ) from err
         except IsADirectoryError as err:
-            raise ObjectNotFoundError(f"{key!r} is a folder, not a certificate", key=key,
-                                      backend=self.name) from err
+            raise ObjectNotFoundError(
+                f"{key!r} is a folder, not a certificate", key=key, backend=self.name
+            ) from err
         except OSError as err:
             raise StorageError(f"cannot read {key!r}: {err}", key=key, backend=self.name) from err
 
@@ -130,10 +149,12 @@ class LocalBackend:
         try:
             stat = path.stat()
         except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
-                                      backend=self.name) from err
-        return ObjectInfo(normalize_key(key), stat.st_size,
-                          datetime.fromtimestamp(stat.st_mtime, UTC))
+            raise ObjectNotFoundError(
+                f"no local file for {key!r}", key=key, backend=self.name
+            ) from err
+        return ObjectInfo(
+            normalize_key(key), stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
+        )
 
     def times(self, key: str) -> dict[str, datetime]:
         """Modified, accessed and (where the filesystem knows it) created times."""
@@ -141,8 +162,9 @@ class LocalBackend:
         try:
             stat = path.stat()
         except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"no local file for {key!r}", key=key,
-                                      backend=self.name) from err
+            raise ObjectNotFoundError(
+                f"no local file for {key!r}", key=key, backend=self.name
+            ) from err
         created = getattr(stat, "st_birthtime", stat.st_ctime)
         return {
             "modified": datetime.fromtimestamp(stat.st_mtime, UTC),
@@ -158,8 +180,7 @@ class LocalBackend:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def url(self, key: str, *, expires: int | None = None,
-            download_name: str | None = None) -> str:
+    def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
         return self.base_url + quote(normalize_key(key))
 
     def delete(self, key: str) -> None:
@@ -169,8 +190,7 @@ class LocalBackend:
         except FileNotFoundError:
             return
         except OSError as err:
-            raise StorageError(f"cannot delete {key!r}: {err}", key=key,
-                               backend=self.name) from err
+            raise StorageError(f"cannot delete {key!r}: {err}", key=key, backend=self.name) from err
 
     def free_ratio(self) -> float | None:
         """Free share of the volume holding the root (None when it does not exist yet)."""

@@ -75,9 +75,16 @@ def build_client(settings: Settings, *, session: Any = None) -> Any:
 def shared_client(settings: Settings) -> Any:
     """One client per distinct configuration per process (boto3 clients are thread-safe)."""
     key = (
-        settings.region, settings.endpoint_url, settings.max_attempts, settings.connect_timeout,
-        settings.read_timeout, settings.checksum_mode, settings.max_pool_connections,
-        settings.access_key_id, settings.secret_access_key, os.getpid(),
+        settings.region,
+        settings.endpoint_url,
+        settings.max_attempts,
+        settings.connect_timeout,
+        settings.read_timeout,
+        settings.checksum_mode,
+        settings.max_pool_connections,
+        settings.access_key_id,
+        settings.secret_access_key,
+        os.getpid(),
     )
     with _clients_lock:
         client = _clients.get(key)
@@ -96,8 +103,7 @@ def content_disposition(download_name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(download_name)}"
 
 
-def translate_error(err: Exception, *, operation: str, bucket: str,
-                    key: str | None) -> S3Error:
+def translate_error(err: Exception, *, operation: str, bucket: str, key: str | None) -> S3Error:
     """Turn a botocore exception into the matching :class:`S3Error` subclass."""
     from botocore.exceptions import (
         ClientError,
@@ -113,8 +119,9 @@ def translate_error(err: Exception, *, operation: str, bucket: str,
         status = meta.get("HTTPStatusCode")
         attempts = meta.get("RetryAttempts", 0) + 1
         message = f"{operation} {where} failed: {code} (HTTP {status}) after {attempts} attempt(s)"
-        kwargs = dict(key=key, bucket=bucket, operation=operation, code=code, status=status,
-                      attempts=attempts)
+        kwargs = dict(
+            key=key, bucket=bucket, operation=operation, code=code, status=status, attempts=attempts
+        )
         if code == "NoSuchBucket" or (code in ("404", "NotFound") and key is None):
             return BucketNotFoundError(f"bucket {bucket!r} does not exist ({message})", **kwargs)
         if code in _NOT_FOUND_CODES:
@@ -124,10 +131,18 @@ def translate_error(err: Exception, *, operation: str, bucket: str,
     if isinstance(err, EndpointConnectionError | ConnectTimeoutError):
         return EndpointUnreachableError(
             f"{operation} {where} failed: S3 endpoint unreachable ({err})",
-            key=key, bucket=bucket, operation=operation, code=code,
+            key=key,
+            bucket=bucket,
+            operation=operation,
+            code=code,
         )
-    return S3Error(f"{operation} {where} failed: {code}: {err}", key=key, bucket=bucket,
-                   operation=operation, code=code)
+    return S3Error(
+        f"{operation} {where} failed: {code}: {err}",
+        key=key,
+        bucket=bucket,
+        operation=operation,
+        code=code,
+    )
 
 
 class _BodyReader(io.RawIOBase):
@@ -145,8 +160,9 @@ class _BodyReader(io.RawIOBase):
         try:
             data = self._body.read(len(buffer))
         except Exception as err:
-            raise translate_error(err, operation="GetObject", bucket=self._bucket,
-                                  key=self._key) from err
+            raise translate_error(
+                err, operation="GetObject", bucket=self._bucket, key=self._key
+            ) from err
         buffer[: len(data)] = data
         return len(data)
 
@@ -171,8 +187,16 @@ class S3Backend:
 
     name = "s3"
 
-    def __init__(self, client: Any, bucket: str, *, prefix: str = "", url_expiry: int = 3600,
-                 send_checksum: bool = True, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        prefix: str = "",
+        url_expiry: int = 3600,
+        send_checksum: bool = True,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
@@ -181,8 +205,9 @@ class S3Backend:
         self.metrics = metrics
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: Any = None,
-                      metrics: Metrics | None = None) -> S3Backend:
+    def from_settings(
+        cls, settings: Settings, *, client: Any = None, metrics: Metrics | None = None
+    ) -> S3Backend:
         """A backend on the shared client for ``settings`` (bucket required)."""
         return cls(
             client if client is not None else shared_client(settings),
@@ -215,8 +240,7 @@ class S3Backend:
                 raise
             if isinstance(err, ClientError):
                 self._count_retries(operation, err.response)
-            raise translate_error(err, operation=operation, bucket=self.bucket,
-                                  key=key) from err
+            raise translate_error(err, operation=operation, bucket=self.bucket, key=key) from err
         self._count_retries(operation, response)
         return response
 
@@ -225,8 +249,14 @@ class S3Backend:
         if retries and self.metrics is not None:
             self.metrics.inc("cert.s3.retry", retries, labels={"op": operation})
 
-    def save(self, key: str, content: Content, *, content_type: str | None = None,
-             sha256: str | None = None) -> SavedObject:
+    def save(
+        self,
+        key: str,
+        content: Content,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+    ) -> SavedObject:
         canonical = normalize_key(key)
         object_key = self._object_key(canonical)
         body, size, digest, spool = self._prepare_body(content, sha256)
@@ -277,15 +307,17 @@ class S3Backend:
 
     def open(self, key: str) -> BinaryIO:
         canonical = normalize_key(key)
-        response = self._call("GetObject", canonical, Bucket=self.bucket,
-                              Key=self._object_key(canonical))
+        response = self._call(
+            "GetObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical)
+        )
         reader = _BodyReader(response["Body"], bucket=self.bucket, key=canonical)
         return io.BufferedReader(reader, buffer_size=256 * 1024)  # type: ignore[return-value]
 
     def info(self, key: str) -> ObjectInfo:
         canonical = normalize_key(key)
-        response = self._call("HeadObject", canonical, Bucket=self.bucket,
-                              Key=self._object_key(canonical))
+        response = self._call(
+            "HeadObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical)
+        )
         modified = response.get("LastModified") or datetime.now(UTC)
         return ObjectInfo(
             canonical,
@@ -303,23 +335,25 @@ class S3Backend:
             return False
         return True
 
-    def url(self, key: str, *, expires: int | None = None,
-            download_name: str | None = None) -> str:
+    def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
         canonical = normalize_key(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._object_key(canonical)}
         if download_name:
             params["ResponseContentDisposition"] = content_disposition(download_name)
         try:
-            return str(self.client.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=expires or self.url_expiry
-            ))
+            return str(
+                self.client.generate_presigned_url(
+                    "get_object", Params=params, ExpiresIn=expires or self.url_expiry
+                )
+            )
         except Exception as err:
             from botocore.exceptions import BotoCoreError, ClientError
 
             if not isinstance(err, ClientError | BotoCoreError):
                 raise
-            raise translate_error(err, operation="PresignGetObject", bucket=self.bucket,
-                                  key=canonical) from err
+            raise translate_error(
+                err, operation="PresignGetObject", bucket=self.bucket, key=canonical
+            ) from err
 
     def delete(self, key: str) -> None:
         canonical = normalize_key(key)
@@ -333,14 +367,20 @@ class S3Backend:
         """Every object under the prefix, paginated (keys relative to the prefix)."""
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix,
-                                      "MaxKeys": page_size}
+            params: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": self.prefix,
+                "MaxKeys": page_size,
+            }
             if token:
                 params["ContinuationToken"] = token
             page = self._call("ListObjectsV2", None, **params)
             for item in page.get("Contents", []):
-                yield ListedObject(item["Key"][len(self.prefix):], int(item["Size"]),
-                                   str(item.get("ETag", "")).strip('"'))
+                yield ListedObject(
+                    item["Key"][len(self.prefix) :],
+                    int(item["Size"]),
+                    str(item.get("ETag", "")).strip('"'),
+                )
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

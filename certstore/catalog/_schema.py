@@ -53,7 +53,6 @@ schema_version = sa.Table(
 )
 
 
-
 def _add_md5(conn: sa.Connection) -> None:
     """1 -> 2: a nullable ``md5`` column; existing rows keep NULL until re-imported."""
     column = certificates.c.md5

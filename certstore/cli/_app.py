@@ -42,8 +42,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 def cli(verbose: int) -> None:
     """Move certificate files from a local media root to S3, safely."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 for _name in COMMAND_MODULES:
@@ -53,8 +54,11 @@ for _name in COMMAND_MODULES:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     try:
-        result = cli.main(args=list(argv) if argv is not None else None,
-                          prog_name="certstore", standalone_mode=False)
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="certstore",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exit_:
         return int(exit_.exit_code)
     except click.ClickException as err:

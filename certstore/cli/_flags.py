@@ -28,23 +28,43 @@ def _flags_line(flags: config.Flags) -> str:
 
 @click.command("flags")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--watch", is_flag=True,
-              help="Keep running and print a line each time the effective flags change "
-                   "(shows a flags-file edit taking effect in a running process).")
-@click.option("--interval", type=click.FloatRange(0.05, 60), default=0.2, show_default=True,
-              help="Seconds between checks with --watch.")
-@click.option("--duration", type=click.FloatRange(0.1, 86400), default=60.0, show_default=True,
-              help="Stop --watch after this many seconds.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep running and print a line each time the effective flags change "
+    "(shows a flags-file edit taking effect in a running process).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 60),
+    default=0.2,
+    show_default=True,
+    help="Seconds between checks with --watch.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.1, 86400),
+    default=60.0,
+    show_default=True,
+    help="Stop --watch after this many seconds.",
+)
 def flags_command(as_json: bool, watch: bool, interval: float, duration: float) -> None:
     """Show every setting, its effective value and its source (env, flags file, default)."""
     rows = config.describe()
     flags = config.FlagSource().current()
     if as_json:
-        click.echo(json.dumps({
-            "settings": {r.variable: {"value": r.display, "source": r.source} for r in rows},
-            "phase": flags.phase,
-            "warnings": flags.warnings(),
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "settings": {
+                        r.variable: {"value": r.display, "source": r.source} for r in rows
+                    },
+                    "phase": flags.phase,
+                    "warnings": flags.warnings(),
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(_table(rows))
         click.echo(f"\nphase: {flags.phase}")

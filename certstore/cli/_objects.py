@@ -33,8 +33,13 @@ def put_command(key: str, source: click.File, content_type: str) -> None:
 
 @click.command("get")
 @click.argument("key")
-@click.option("-o", "--output", type=click.File("wb"), default="-",
-              help="Where to write the bytes (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("wb"),
+    default="-",
+    help="Where to write the bytes (default: stdout).",
+)
 def get_command(key: str, output: click.File) -> None:
     """Write KEY's bytes, read the way the application reads it."""
     with _storage().open(key) as handle:
@@ -43,8 +48,11 @@ def get_command(key: str, output: click.File) -> None:
 
 @click.command("url")
 @click.argument("key")
-@click.option("--expires", type=click.IntRange(1, 7 * 24 * 3600),
-              help="Lifetime in seconds of a presigned URL.")
+@click.option(
+    "--expires",
+    type=click.IntRange(1, 7 * 24 * 3600),
+    help="Lifetime in seconds of a presigned URL.",
+)
 @click.option("--download-name", help="File name the browser saves it as.")
 def url_command(key: str, expires: int | None, download_name: str | None) -> None:
     """Print the URL the application would hand out for KEY."""
@@ -69,13 +77,18 @@ def stat_command(key: str) -> None:
     if not storage.exists(key):
         click.echo(json.dumps({"key": key, "exists": False}))
         sys.exit(3)
-    click.echo(json.dumps({
-        "key": key,
-        "exists": True,
-        "size": storage.size(key),
-        "modified": storage.get_modified_time(key).isoformat(),
-        "phase": storage.flags().phase,
-    }, ensure_ascii=False))
+    click.echo(
+        json.dumps(
+            {
+                "key": key,
+                "exists": True,
+                "size": storage.size(key),
+                "modified": storage.get_modified_time(key).isoformat(),
+                "phase": storage.flags().phase,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 def register(group: click.Group) -> None:

@@ -67,10 +67,12 @@ class BotocoreFaults:
 
     def attach(self, client: Any) -> Any:
         uid = f"test-faults-{id(self)}"
-        client.meta.events.register_first("before-send.s3", self._before_send,
-                                          unique_id=f"{uid}-send")
-        client.meta.events.register_first("before-call.s3", self._before_call,
-                                          unique_id=f"{uid}-call")
+        client.meta.events.register_first(
+            "before-send.s3", self._before_send, unique_id=f"{uid}-send"
+        )
+        client.meta.events.register_first(
+            "before-call.s3", self._before_call, unique_id=f"{uid}-call"
+        )
         return client
 
     def detach(self, client: Any) -> None:
@@ -123,9 +125,9 @@ def backoff_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     import botocore.endpoint
 
     sleeps: list[float] = []
-    fake_time = types.SimpleNamespace(**{
-        name: getattr(time, name) for name in dir(time) if not name.startswith("_")
-    })
+    fake_time = types.SimpleNamespace(
+        **{name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
+    )
     fake_time.sleep = sleeps.append
     monkeypatch.setattr(botocore.endpoint, "time", fake_time)
     return sleeps
@@ -158,8 +160,9 @@ class S3Env:
     def storage(self, **flags: bool) -> CertificateStorage:
         metrics = Metrics([self.recorder])
         s3 = S3Backend(self.client, self.bucket, prefix="certificates/", metrics=metrics)
-        return CertificateStorage(LocalBackend(self.media_root), s3, flags=Flags(**flags),
-                                  metrics=metrics)
+        return CertificateStorage(
+            LocalBackend(self.media_root), s3, flags=Flags(**flags), metrics=metrics
+        )
 
     @contextmanager
     def _unobserved(self) -> Iterator[None]:
@@ -177,8 +180,7 @@ class S3Env:
 
     def s3_has(self, key: str) -> bool:
         with self._unobserved():
-            found = self.client.list_objects_v2(Bucket=self.bucket,
-                                                Prefix=f"certificates/{key}")
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"certificates/{key}")
         return any(item["Key"] == f"certificates/{key}" for item in found.get("Contents", []))
 
     def s3_put(self, key: str, body: bytes) -> None:
@@ -194,8 +196,9 @@ class S3Env:
 
 
 @pytest.fixture(params=["moto", "server"])
-def s3env(request: pytest.FixtureRequest, media_root: Path, recorder: RecordingEmitter,
-          bucket_name: str) -> Iterator[S3Env]:
+def s3env(
+    request: pytest.FixtureRequest, media_root: Path, recorder: RecordingEmitter, bucket_name: str
+) -> Iterator[S3Env]:
     """The router's world on in-process moto and on the moto server over HTTP."""
     fixture = "inprocess_moto" if request.param == "moto" else "http_client"
     client = request.getfixturevalue(fixture)

@@ -25,14 +25,17 @@ def cli_env(moto_endpoint: str, http_bucket: str, media_root: Path) -> dict[str,
     }
 
 
-def run(args: list[str], env: dict[str, str], stdin: bytes | None = None
-        ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*CLI, *args], env=env, input=stdin, capture_output=True, timeout=60,
-                          check=False)
+def run(
+    args: list[str], env: dict[str, str], stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*CLI, *args], env=env, input=stdin, capture_output=True, timeout=60, check=False
+    )
 
 
-def test_put_get_url_rm_through_the_router(cli_env: dict[str, str], tmp_path: Path,
-                                           http_client: Any, http_bucket: str) -> None:
+def test_put_get_url_rm_through_the_router(
+    cli_env: dict[str, str], tmp_path: Path, http_client: Any, http_bucket: str
+) -> None:
     source = tmp_path / "in.pdf"
     source.write_bytes(b"%PDF-1.4 cli")
     env = {**cli_env, "CERT_S3_DUAL_WRITE": "true", "CERT_S3_READ_PRIMARY": "true"}
@@ -68,8 +71,12 @@ def test_stdin_put_with_flags_off_stays_local(cli_env: dict[str, str], media_roo
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(
-    env: dict[str, str], args: list[str], needle: str, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], media_root: Path,
+    env: dict[str, str],
+    args: list[str],
+    needle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    media_root: Path,
 ) -> None:
     monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(media_root))
     for name, value in env.items():
@@ -80,8 +87,9 @@ def test_user_errors_are_one_line_and_exit_2(
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_flags_shows_values_and_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_flags_shows_values_and_sources(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flags_file = tmp_path / "flags.toml"
     flags_file.write_text("CERT_S3_DUAL_WRITE = true\n")
     monkeypatch.setenv("CERTSTORE_FLAGS_FILE", str(flags_file))
@@ -105,7 +113,10 @@ def test_flags_watch_sees_a_flags_file_edit_without_restart(tmp_path: Path) -> N
     env = {**os.environ, "CERTSTORE_FLAGS_FILE": str(flags_file)}
     process = subprocess.Popen(
         [*CLI, "flags", "--watch", "--interval", "0.05", "--duration", "30"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -134,8 +145,9 @@ def test_after_obstore_the_cli_runs_exit_handlers_then_exits_without_finalizing(
         "run()\n"
         "print('unreachable')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert '"settings"' in result.stdout
     assert result.stdout.rstrip().endswith("exit handlers ran")

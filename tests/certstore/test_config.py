@@ -134,10 +134,15 @@ def test_unreadable_flags_file_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_describe_reports_sources_and_masks_secrets() -> None:
-    rows = {r.variable: r for r in config.describe({
-        "AWS_SECRET_ACCESS_KEY": "abcdefghijklmnop",
-        "AWS_STORAGE_BUCKET_NAME": "certs",
-    })}
+    rows = {
+        r.variable: r
+        for r in config.describe(
+            {
+                "AWS_SECRET_ACCESS_KEY": "abcdefghijklmnop",
+                "AWS_STORAGE_BUCKET_NAME": "certs",
+            }
+        )
+    }
     assert rows["AWS_SECRET_ACCESS_KEY"].display == "****mnop"
     assert "abcdefgh" not in rows["AWS_SECRET_ACCESS_KEY"].display
     assert rows["AWS_STORAGE_BUCKET_NAME"].source == config.SOURCE_ENV

@@ -21,8 +21,9 @@ from certstore.errors import (
     [
         ConfigError("CERT_S3_ONLY='x' is not a boolean", variable="CERT_S3_ONLY", value="x"),
         InvalidKeyError("invalid key '../a'", key="../a", reason="parent"),
-        S3Error("PutObject failed", key="a.pdf", bucket="b", code="SlowDown", status=503,
-                attempts=3),
+        S3Error(
+            "PutObject failed", key="a.pdf", bucket="b", code="SlowDown", status=503, attempts=3
+        ),
         S3ObjectNotFoundError("no S3 object", key="a.pdf", bucket="b", code="NoSuchKey"),
         BucketNotFoundError("bucket 'b' does not exist", bucket="b", code="NoSuchBucket"),
     ],

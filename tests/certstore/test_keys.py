@@ -73,8 +73,9 @@ def test_prefix_counts_towards_the_s3_limit() -> None:
     assert join_prefix("", "a.pdf") == "a.pdf"
 
 
-@pytest.mark.parametrize(("raw", "prefix"), [("", ""), ("/", ""), ("certs", "certs/"),
-                                               ("/a/b/", "a/b/")])
+@pytest.mark.parametrize(
+    ("raw", "prefix"), [("", ""), ("/", ""), ("certs", "certs/"), ("/a/b/", "a/b/")]
+)
 def test_prefix_normalisation(raw: str, prefix: str) -> None:
     assert normalize_prefix(raw) == prefix
 
@@ -144,14 +145,20 @@ def test_media_root_resolves_its_root_once_and_answers_under_it(tmp_path: Path) 
 
 
 segment = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=1), min_size=1,
+    alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=1),
+    min_size=1,
     max_size=12,
 )
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parts=st.lists(st.one_of(segment, st.sampled_from(["..", ".", "", "/", "\\", "C:"])),
-                      min_size=1, max_size=6))
+@given(
+    parts=st.lists(
+        st.one_of(segment, st.sampled_from(["..", ".", "", "/", "\\", "C:"])),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_no_accepted_key_resolves_outside_the_root(tmp_path: Path, parts: list[str]) -> None:
     key = "/".join(parts)
     root = tmp_path.resolve()
@@ -166,13 +173,15 @@ def test_no_accepted_key_resolves_outside_the_root(tmp_path: Path, parts: list[s
 
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\"),
-    min_size=1, max_size=40,
+    min_size=1,
+    max_size=40,
 ).filter(lambda s: s not in (".", ".."))
 
 
 @settings(max_examples=200)
-@given(folder=names.filter(lambda s: not (len(s) >= 2 and s[1] == ":" and s[0].isalpha())),
-       name=names)
+@given(
+    folder=names.filter(lambda s: not (len(s) >= 2 and s[1] == ":" and s[0].isalpha())), name=names
+)
 def test_utf8_names_round_trip_unchanged(folder: str, name: str) -> None:
     """Any name that is not a drive letter (refused on purpose) comes back byte for byte."""
     key = f"{folder}/{name}"

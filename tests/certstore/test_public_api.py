@@ -20,6 +20,7 @@ def test_importing_certstore_does_not_load_the_engines() -> None:
         "print(sorted(m for m in ('sqlalchemy', 'obstore', 'certstore.backfill') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
     assert out == "[]"

@@ -39,8 +39,17 @@ def test_a_healthy_rehearsal_is_go(tmp_path: Path, capsys: pytest.CaptureFixture
         encoding="utf-8",
     )
     code, out, _ = run_cli(
-        ["--count", "60", "--size-kb", "2", "--json", "--report", str(tmp_path / "rehearsal"),
-         "--thresholds", str(loose)],
+        [
+            "--count",
+            "60",
+            "--size-kb",
+            "2",
+            "--json",
+            "--report",
+            str(tmp_path / "rehearsal"),
+            "--thresholds",
+            str(loose),
+        ],
         capsys,
     )
     report = json.loads(out)

@@ -183,15 +183,17 @@ def test_every_flag_combination_round_trips(
 
 
 def test_flags_without_an_s3_backend_are_a_config_error(s3env: Any) -> None:
-    storage = CertificateStorage(s3env.storage().local, None,
-                                 flags=FlagSource({"CERT_S3_DUAL_WRITE": "true"}))
+    storage = CertificateStorage(
+        s3env.storage().local, None, flags=FlagSource({"CERT_S3_DUAL_WRITE": "true"})
+    )
     with pytest.raises(ConfigError) as info:
         storage.save(KEY, PDF)
     assert info.value.variable == "AWS_STORAGE_BUCKET_NAME"
 
 
-def test_a_flag_flip_takes_effect_on_the_next_call(s3env: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flag_flip_takes_effect_on_the_next_call(
+    s3env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = s3env.storage()
     storage._flags = FlagSource().current  # the live environment, as in production
     storage.save("a.pdf", PDF)

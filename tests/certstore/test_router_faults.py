@@ -20,8 +20,9 @@ from pytest_certstore.moto_server import free_port
 PDF = b"%PDF-1.4 fault test\n%%EOF\n"
 
 
-def _make(client: Any, bucket: str, media_root: Path, recorder: RecordingEmitter,
-          **flags: bool) -> CertificateStorage:
+def _make(
+    client: Any, bucket: str, media_root: Path, recorder: RecordingEmitter, **flags: bool
+) -> CertificateStorage:
     metrics = Metrics([recorder])
     s3 = S3Backend(client, bucket, prefix="certificates/", metrics=metrics)
     return CertificateStorage(LocalBackend(media_root), s3, flags=Flags(**flags), metrics=metrics)
@@ -35,7 +36,8 @@ def faults(http_client: Any, backoff_sleeps: list[float]) -> Iterator[Any]:
     conftest = sys.modules.get("tests.certstore.conftest")
     if conftest is None:
         spec = importlib.util.spec_from_file_location(
-            "_core_conftest", Path(__file__).with_name("conftest.py"))
+            "_core_conftest", Path(__file__).with_name("conftest.py")
+        )
         assert spec and spec.loader
         conftest = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(conftest)
@@ -62,11 +64,18 @@ def _s3_has(client: Any, bucket: str, key: str, faults: Any) -> bool:
     return found.get("KeyCount", 0) > 0
 
 
-@pytest.mark.parametrize(("status", "code"), [(503, "ServiceUnavailable"), (500, "InternalError"),
-                                              (503, "SlowDown")])
+@pytest.mark.parametrize(
+    ("status", "code"), [(503, "ServiceUnavailable"), (500, "InternalError"), (503, "SlowDown")]
+)
 def test_transient_errors_are_retried_by_botocore_and_succeed(
-    storage_for: Any, faults: Any, recorder: RecordingEmitter, http_client: Any,
-    http_bucket: str, backoff_sleeps: list[float], status: int, code: str,
+    storage_for: Any,
+    faults: Any,
+    recorder: RecordingEmitter,
+    http_client: Any,
+    http_bucket: str,
+    backoff_sleeps: list[float],
+    status: int,
+    code: str,
 ) -> None:
     faults.add("PutObject", status=status, code=code, times=2)
     storage_for(dual_write=True).save("a.pdf", PDF)
@@ -77,11 +86,17 @@ def test_transient_errors_are_retried_by_botocore_and_succeed(
     assert _s3_has(http_client, http_bucket, "a.pdf", faults)
 
 
-@pytest.mark.parametrize(("status", "code"), [(503, "ServiceUnavailable"), (500, "InternalError"),
-                                              (503, "SlowDown")])
+@pytest.mark.parametrize(
+    ("status", "code"), [(503, "ServiceUnavailable"), (500, "InternalError"), (503, "SlowDown")]
+)
 def test_persistent_errors_in_dual_write_are_counted_never_raised(
-    storage_for: Any, faults: Any, recorder: RecordingEmitter, media_root: Path,
-    status: int, code: str, caplog: pytest.LogCaptureFixture,
+    storage_for: Any,
+    faults: Any,
+    recorder: RecordingEmitter,
+    media_root: Path,
+    status: int,
+    code: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     faults.add("PutObject", status=status, code=code)
     storage_for(dual_write=True).save("a.pdf", PDF)
@@ -94,8 +109,9 @@ def test_persistent_errors_in_dual_write_are_counted_never_raised(
     assert "after 3 attempt(s)" in str(event.context["detail"])
 
 
-def test_persistent_errors_in_s3_only_raise(storage_for: Any, faults: Any,
-                                            recorder: RecordingEmitter, media_root: Path) -> None:
+def test_persistent_errors_in_s3_only_raise(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter, media_root: Path
+) -> None:
     faults.add("PutObject", status=503, code="SlowDown")
     with pytest.raises(S3Error) as info:
         storage_for(s3_only=True).save("a.pdf", PDF)
@@ -106,8 +122,9 @@ def test_persistent_errors_in_s3_only_raise(storage_for: Any, faults: Any,
     assert recorder.count("cert.s3.save.fail", error="SlowDown") == 1
 
 
-def test_no_such_key_on_read_falls_back_as_missing(storage_for: Any, faults: Any,
-                                                   recorder: RecordingEmitter) -> None:
+def test_no_such_key_on_read_falls_back_as_missing(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter
+) -> None:
     storage = storage_for(dual_write=True, read_primary=True)
     storage.save("a.pdf", PDF)
     faults.add("GetObject", status=404, code="NoSuchKey")
@@ -117,7 +134,9 @@ def test_no_such_key_on_read_falls_back_as_missing(storage_for: Any, faults: Any
 
 
 def test_read_timeout_is_retried_then_falls_back_as_error(
-    storage_for: Any, faults: Any, recorder: RecordingEmitter,
+    storage_for: Any,
+    faults: Any,
+    recorder: RecordingEmitter,
 ) -> None:
     storage = storage_for(dual_write=True, read_primary=True)
     storage.save("a.pdf", PDF)
@@ -129,8 +148,9 @@ def test_read_timeout_is_retried_then_falls_back_as_error(
     assert event.context["error"] == "ReadTimeoutError"
 
 
-def test_head_error_on_size_falls_back_to_local_size(storage_for: Any, faults: Any,
-                                                     recorder: RecordingEmitter) -> None:
+def test_head_error_on_size_falls_back_to_local_size(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter
+) -> None:
     storage = storage_for(dual_write=True, read_primary=True)
     storage.save("a.pdf", PDF)
     faults.add("HeadObject", status=500)
@@ -140,7 +160,10 @@ def test_head_error_on_size_falls_back_to_local_size(storage_for: Any, faults: A
 
 
 def test_delete_error_is_counted_and_the_local_delete_still_happens(
-    storage_for: Any, faults: Any, recorder: RecordingEmitter, media_root: Path,
+    storage_for: Any,
+    faults: Any,
+    recorder: RecordingEmitter,
+    media_root: Path,
 ) -> None:
     storage = storage_for(dual_write=True)
     storage.save("a.pdf", PDF)
@@ -150,8 +173,9 @@ def test_delete_error_is_counted_and_the_local_delete_still_happens(
     assert recorder.count("cert.s3.delete.fail", error="ServiceUnavailable") == 1
 
 
-def test_delete_error_in_s3_only_raises(storage_for: Any, faults: Any,
-                                        recorder: RecordingEmitter) -> None:
+def test_delete_error_in_s3_only_raises(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter
+) -> None:
     storage = storage_for(s3_only=True)
     storage.save("a.pdf", PDF)
     faults.add("DeleteObject", status=500)
@@ -161,7 +185,10 @@ def test_delete_error_in_s3_only_raises(storage_for: Any, faults: Any,
 
 
 def test_presign_failure_falls_back_to_the_local_url(
-    storage_for: Any, recorder: RecordingEmitter, http_client: Any, http_bucket: str,
+    storage_for: Any,
+    recorder: RecordingEmitter,
+    http_client: Any,
+    http_bucket: str,
 ) -> None:
     from botocore.exceptions import NoCredentialsError
 
@@ -179,13 +206,20 @@ def test_presign_failure_falls_back_to_the_local_url(
 
 @pytest.fixture
 def unreachable_client() -> Any:
-    settings = Settings.from_env({}, endpoint_url=f"http://127.0.0.1:{free_port()}",
-                                 max_attempts=2, connect_timeout=1.0, read_timeout=1.0)
+    settings = Settings.from_env(
+        {},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        max_attempts=2,
+        connect_timeout=1.0,
+        read_timeout=1.0,
+    )
     return build_client(settings)
 
 
 def test_unreachable_endpoint_in_dual_write_keeps_the_local_write(
-    unreachable_client: Any, media_root: Path, recorder: RecordingEmitter,
+    unreachable_client: Any,
+    media_root: Path,
+    recorder: RecordingEmitter,
     backoff_sleeps: list[float],
 ) -> None:
     storage = _make(unreachable_client, "bucket", media_root, recorder, dual_write=True)
@@ -195,8 +229,9 @@ def test_unreachable_endpoint_in_dual_write_keeps_the_local_write(
     assert len(backoff_sleeps) == 1
 
 
-def test_unreachable_endpoint_is_a_clear_error(unreachable_client: Any,
-                                               backoff_sleeps: list[float]) -> None:
+def test_unreachable_endpoint_is_a_clear_error(
+    unreachable_client: Any, backoff_sleeps: list[float]
+) -> None:
     backend = S3Backend(unreachable_client, "bucket")
     with pytest.raises(EndpointUnreachableError) as info:
         backend.check_bucket()

@@ -16,10 +16,10 @@ PAYLOAD = b"%PDF-1.4\n" + os.urandom(50 * 1024)
 SAMPLES = 120
 
 
-@pytest.mark.slo(p95_ms=75, p99_ms=120, error_rate=0.0, min_samples=SAMPLES,
-                 name="router-save")
-def test_dual_write_save_latency_on_the_http_endpoint(cert_storage: Any, s3_server: Any,
-                                                      slo_sampler: Any) -> None:
+@pytest.mark.slo(p95_ms=75, p99_ms=120, error_rate=0.0, min_samples=SAMPLES, name="router-save")
+def test_dual_write_save_latency_on_the_http_endpoint(
+    cert_storage: Any, s3_server: Any, slo_sampler: Any
+) -> None:
     storage = cert_storage(dual_write=True, read_primary=True, s3="s3_server")
     for number in range(SAMPLES):
         with slo_sampler.measure():

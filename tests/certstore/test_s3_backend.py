@@ -22,9 +22,11 @@ def test_save_stores_sha256_metadata_and_checksum(backend: S3Backend, http_clien
 
     payload = b"%PDF-1.4 metadata"
     sent: list[dict[str, Any]] = []
-    http_client.meta.events.register("before-send.s3.PutObject",
-                                     lambda request, **_: sent.append(dict(request.headers)),
-                                     unique_id="capture-put")
+    http_client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_: sent.append(dict(request.headers)),
+        unique_id="capture-put",
+    )
     try:
         saved = backend.save("Δ/東京.pdf", payload)
     finally:
@@ -37,8 +39,7 @@ def test_save_stores_sha256_metadata_and_checksum(backend: S3Backend, http_clien
     head = http_client.head_object(Bucket=backend.bucket, Key="certificates/Δ/東京.pdf")
     assert head["Metadata"]["sha256"] == digest
     info = backend.info("Δ/東京.pdf")
-    assert (info.size, info.sha256, info.content_type) == (len(payload), digest,
-                                                           "application/pdf")
+    assert (info.size, info.sha256, info.content_type) == (len(payload), digest, "application/pdf")
 
 
 def test_stream_and_unseekable_stream_bodies(backend: S3Backend) -> None:
@@ -86,8 +87,9 @@ def test_bad_keys_never_reach_s3(backend: S3Backend) -> None:
     assert list(backend.iter_objects()) == []
 
 
-def test_listing_is_paginated_and_relative_to_the_prefix(backend: S3Backend,
-                                                         http_client: Any) -> None:
+def test_listing_is_paginated_and_relative_to_the_prefix(
+    backend: S3Backend, http_client: Any
+) -> None:
     for number in range(7):
         backend.save(f"folder/{number}.pdf", b"x" * number)
     http_client.put_object(Bucket=backend.bucket, Key="elsewhere.pdf", Body=b"x")
@@ -112,12 +114,17 @@ def test_default_aws_client_presigns_with_sigv4_in_us_east_1() -> None:
 
 
 def test_when_required_mode_sends_no_checksum(http_settings: Settings, http_bucket: str) -> None:
-    settings = Settings.from_env({}, endpoint_url=http_settings.endpoint_url,
-                                 checksum_mode="when_required", bucket=http_bucket)
+    settings = Settings.from_env(
+        {},
+        endpoint_url=http_settings.endpoint_url,
+        checksum_mode="when_required",
+        bucket=http_bucket,
+    )
     client = build_client(settings)
     sent: list[dict[str, str]] = []
-    client.meta.events.register("before-send.s3.PutObject",
-                                lambda request, **_: sent.append(dict(request.headers)))
+    client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers))
+    )
     S3Backend.from_settings(settings, client=client).save("a.pdf", b"x")
     names = {name.lower() for name in sent[0]}
     assert not any(name.startswith("x-amz-checksum") for name in names)

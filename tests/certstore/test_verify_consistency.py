@@ -110,9 +110,7 @@ def test_every_object_is_checked_against_its_verified_etag_from_the_listing(
     table = sa.table("certificates", sa.column("key"), sa.column("s3_etag"), sa.column("md5"))
     with catalog.engine.begin() as conn:
         conn.execute(table.update().where(table.c.key == keys[1]).values(s3_etag=None))
-        conn.execute(
-            table.update().where(table.c.key == keys[2]).values(s3_etag=None, md5=None)
-        )
+        conn.execute(table.update().where(table.c.key == keys[2]).values(s3_etag=None, md5=None))
     report = check_consistency(catalog, s3, migrated["root"], spot_check_rate=1e-6, seed=1)
     original = hashlib.md5(files[keys[0]]).hexdigest()
     assert report.etag_mismatches[0] == {

@@ -260,8 +260,9 @@ def test_a_hit_past_half_the_ttl_revalidates_in_the_background(
     phase2: CertificateStorage, heads: list[str], recorder: RecordingEmitter, clock: FakeClock
 ) -> None:
     """Stale-while-revalidate: hot keys never wait on S3, and the bound stays the TTL."""
-    app = create_app(phase2, Settings.from_env({}), api_token=TOKEN,
-                     exists_cache=ExistsCache(TTL, clock=clock))
+    app = create_app(
+        phase2, Settings.from_env({}), api_token=TOKEN, exists_cache=ExistsCache(TTL, clock=clock)
+    )
     service = app.state.service
     with AsgiClient(app) as client:
         assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
@@ -478,14 +479,22 @@ def test_hits_reuse_the_presigned_url_without_presigning(
 
 @pytest.mark.integration
 def test_a_short_url_expiry_is_never_reused(
-    make_storage: Any, http_client: Any, http_bucket: str, heads: list[str], clock: FakeClock,
-    recorder: RecordingEmitter, media_root: Any,
+    make_storage: Any,
+    http_client: Any,
+    http_bucket: str,
+    heads: list[str],
+    clock: FakeClock,
+    recorder: RecordingEmitter,
+    media_root: Any,
 ) -> None:
     metrics = Metrics([recorder])
-    s3 = S3Backend(http_client, http_bucket, prefix="certificates/", url_expiry=30,
-                   metrics=metrics)
-    storage = CertificateStorage(LocalBackend(media_root), s3,
-                                 flags=Flags(dual_write=True, read_primary=True), metrics=metrics)
+    s3 = S3Backend(http_client, http_bucket, prefix="certificates/", url_expiry=30, metrics=metrics)
+    storage = CertificateStorage(
+        LocalBackend(media_root),
+        s3,
+        flags=Flags(dual_write=True, read_primary=True),
+        metrics=metrics,
+    )
     presigns = _count_presigns(storage)
     with client_for(storage, exists_cache=ExistsCache(TTL, clock=clock)) as client:
         assert client.put("/certificates/t/a.pdf", content=PDF, headers=AUTH).status_code == 201
