@@ -66,7 +66,8 @@ def _rate(text: str) -> float:
 
 @events.init_command_line_parser.add_listener
 def add_arguments(parser: Any, **_kwargs: Any) -> None:
-    """The scenarios' own options (``locust --help`` lists them)."""
+    """The scenarios' own options (docs/load-testing.md lists them: Locust prints ``--help``
+    before it loads a locustfile, so its help cannot show them; locust issue #2917)."""
     parser.add_argument(
         "--cert-count",
         type=_positive_int,
