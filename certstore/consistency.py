@@ -14,11 +14,17 @@ like two sorted files, so memory stays flat at any size. Found:
 - ``unmarked_in_s3``: objects whose row is still pending (a shadow copy from dual-write, or an
   upload whose mark was lost in a crash; the next backfill verifies and marks them). Counted,
   not an error;
-- a seeded sample of SHA-256 spot checks (download and hash) of migrated rows.
+- a seeded sample of SHA-256 spot checks (download and hash) of the migrated rows whose listing
+  looked right: what a listing cannot show (bytes changed under an unchanged ETag and size).
+  Run while the walk goes on, on ``workers`` threads.
 
-``mismatch_rate_percent = 100 * (missing + size mismatches + ETag mismatches + orphans +
-spot-check mismatches) / max(catalog migrated, S3 objects, 1)``; FAIL (exit 1 in the CLI) when
-it is above the threshold. The gauge ``cert.backfill.mismatch_rate_percent`` is set to it.
+Each key counts once: a key is missing, or mismatched, or an orphan, or fails its spot check
+(only keys that passed the listing are spot-checked), so the same damage cannot count twice
+and the verdict does not depend on which rows the seed picked. ``mismatch_rate_percent = 100 *
+problems / (catalog migrated + orphans + unmarked)``: the share of the keys either side (the
+catalog's migrated rows, and the objects it has no migrated row for) that are wrong, never
+above 100. FAIL (exit 1 in the CLI) when it is above the threshold. The gauge
+``cert.backfill.mismatch_rate_percent`` is set to it.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from certstore.verify import (
     check_object,
     check_sample_rate,
     check_threshold,
-    iter_sample,
+    sample_score,
 )
 
 #: Keys listed per finding (counts are always exact).
@@ -86,6 +92,7 @@ class ConsistencyReport:
     unmarked_count: int = 0
     spot_checked: int = 0
     spot_mismatches: list[Mismatch] = field(default_factory=list)
+    spot_mismatch_count: int = 0
     duration_s: float = 0.0
     checked_at: str = ""
 
@@ -97,13 +104,18 @@ class ConsistencyReport:
             + self.size_mismatch_count
             + self.etag_mismatch_count
             + self.orphan_count
-            + len(self.spot_mismatches)
+            + self.spot_mismatch_count
         )
+
+    @property
+    def keys_compared(self) -> int:
+        """Keys either side: the catalog's migrated rows, plus objects with no migrated row."""
+        return self.catalog_migrated + self.orphan_count + self.unmarked_count
 
     @property
     def mismatch_rate_percent(self) -> float:
         """See the module docstring."""
-        return 100.0 * self.problems / max(self.catalog_migrated, self.s3_objects, 1)
+        return 100.0 * self.problems / max(self.keys_compared, 1)
 
     @property
     def status(self) -> str:
@@ -120,6 +132,8 @@ class ConsistencyReport:
             "db_count": self.catalog_migrated,
             "s3_count": self.s3_objects,
             "catalog_total": self.catalog_total,
+            "keys_compared": self.keys_compared,
+            "problems": self.problems,
             "matched": self.matched,
             "missing_in_s3": {"count": self.missing_count, "keys": self.missing_in_s3},
             "size_mismatches": {"count": self.size_mismatch_count, "items": self.size_mismatches},
@@ -130,6 +144,7 @@ class ConsistencyReport:
                 "rate": self.spot_check_rate,
                 "seed": self.seed,
                 "checked": self.spot_checked,
+                "mismatch_count": self.spot_mismatch_count,
                 "mismatches": [m.as_dict() for m in self.spot_mismatches],
             },
             "bucket": self.bucket,
@@ -140,8 +155,16 @@ class ConsistencyReport:
 
 
 def _merge(
-    rows: Iterator[CertificateRecord], objects: Iterator[ListedObject], report: ConsistencyReport
-) -> None:
+    rows: Iterator[CertificateRecord],
+    objects: Iterator[ListedObject],
+    report: ConsistencyReport,
+    spot_check_rate: float,
+) -> Iterator[CertificateRecord]:
+    """Walk both sorted sides, counting what the listing shows; yields the migrated rows whose
+    listing matched and that the seed samples for a spot check (at least one when any
+    matched)."""
+    best: tuple[float, CertificateRecord] | None = None
+    sampled = 0
     row = next(rows, None)
     obj = next(objects, None)
     while row is not None or obj is not None:
@@ -176,8 +199,16 @@ def _merge(
                     )
             else:
                 report.matched += 1
+                score = sample_score(report.seed, row.id)
+                if score < spot_check_rate:
+                    sampled += 1
+                    yield row
+                elif best is None or score < best[0]:
+                    best = (score, row)
             row = next(rows, None)
             obj = next(objects, None)
+    if sampled == 0 and best is not None:
+        yield best[1]
 
 
 def _counting_rows(
@@ -215,19 +246,19 @@ def check_consistency(
     )
     started = time.monotonic()
     rows = _counting_rows(catalog.iter_keys_ordered(state="all", batch_size=page_size), report)
-    _merge(rows, s3.iter_objects(page_size=page_size), report)
+    sample = _merge(rows, s3.iter_objects(page_size=page_size), report, spot_check_rate)
     root = Path(media_root)
-    if report.catalog_migrated:
-        sample = iter_sample(catalog, spot_check_rate, seed)
 
-        def check(row: CertificateRecord) -> Mismatch | None:
-            return check_object(s3, root, row)
+    def check(row: CertificateRecord) -> Mismatch | None:
+        return check_object(s3, root, row)
 
-        for outcome in bounded_map(check, sample, workers):
-            report.spot_checked += 1
-            if outcome is not None:
+    for outcome in bounded_map(check, sample, workers):
+        report.spot_checked += 1
+        if outcome is not None:
+            report.spot_mismatch_count += 1
+            if len(report.spot_mismatches) < MAX_LISTED:
                 report.spot_mismatches.append(outcome)
-        report.spot_mismatches.sort(key=lambda m: m.id)
+    report.spot_mismatches.sort(key=lambda m: m.id)
     report.duration_s = time.monotonic() - started
     if metrics is not None:
         metrics.set("cert.backfill.mismatch_rate_percent", report.mismatch_rate_percent)

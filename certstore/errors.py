@@ -108,3 +108,10 @@ class BucketNotFoundError(S3Error):
 
 class EndpointUnreachableError(S3Error):
     """The S3 endpoint could not be connected to at all."""
+
+
+class ReportWriteError(CertstoreError):
+    """A check's ``--output`` report could not be written (it was printed first)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message, path=path)

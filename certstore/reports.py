@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from certstore.errors import ConfigError, ReportWriteError
+
 #: Exit codes (the same numbers as :mod:`certstore.cli`).
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -43,6 +45,27 @@ def write_json(path: str | os.PathLike[str] | None, data: dict[str, Any]) -> Non
     os.replace(temp, target)
 
 
+def check_output(path: str | os.PathLike[str] | None) -> None:
+    """Refuse an ``--output`` that cannot be written, before the check runs: finding out after
+    an hour of downloads, or after a repair changed S3, would lose the report of it."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--output {path}: is a directory", variable="--output", value=path)
+    probe = target.with_name(target.name + ".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe.open("w").close()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"--output {path} cannot be written: {err.strerror or err}",
+            variable="--output",
+            value=str(path),
+        ) from err
+
+
 def status_exit_code(report: Any) -> int:
     """A check's exit code: 0 when its ``status`` is PASS, else 1."""
     return EXIT_OK if report.status == "PASS" else EXIT_FAILURE
@@ -64,11 +87,21 @@ def emit_report(
     output: str | None = None,
     exit_code: Callable[[Any], int] = status_exit_code,
 ) -> int:
-    """Write ``report`` to ``output`` (JSON), print it (JSON or ``render``'s text) through
-    ``echo``, and return its exit code: the one sequence every report command follows."""
+    """Print ``report`` (JSON or ``render``'s text) through ``echo``, write it to ``output``
+    (JSON), and return its exit code: the one sequence every report command follows.
+
+    Printed first, so a report that cannot be written is still seen; the failure to write it
+    is then a :class:`ReportWriteError` (exit 1).
+    """
     data = report.as_dict()
-    write_json(output, data)
     echo(json_text(data) if as_json else render(report))
+    try:
+        write_json(output, data)
+    except OSError as err:
+        raise ReportWriteError(
+            f"the report was printed but could not be written to {output}: {err.strerror or err}",
+            path=str(output),
+        ) from err
     return exit_code(report)
 
 
@@ -131,14 +164,18 @@ def validation_text(run: Any) -> str:
             f"local {(item.local_sha256 or '-')[:12]})"
             for item in report.mismatch_details[:SHOWN]
         ]
+        if report.mismatches > SHOWN:
+            lines.append(f"  ... {report.mismatches - SHOWN} more (see --json)")
     if run.repair is not None:
         lines.append(
-            f"repair: {len(run.repair.repaired)} repaired, {len(run.repair.failed)} failed"
+            f"repair: {run.repair.repaired_count} repaired, {run.repair.failed_count} failed"
         )
         lines += [
             f"  - id={item['id']} {item['key']}: {item['reason']}: {item.get('detail', '')}"
-            for item in run.repair.failed
+            for item in run.repair.failed[:SHOWN]
         ]
+        if run.repair.failed_count > SHOWN:
+            lines.append(f"  ... {run.repair.failed_count - SHOWN} more (see --json)")
     lines.append(f"status: {run.status}")
     return "\n".join(lines)
 
@@ -153,9 +190,13 @@ def consistency_text(report: Any) -> str:
         f"orphans in S3: {report.orphan_count}, "
         f"in S3 but not marked migrated: {report.unmarked_count}",
         f"spot checks: {report.spot_checked} (seed {report.seed}), mismatches: "
-        f"{len(report.spot_mismatches)}",
+        f"{report.spot_mismatch_count}",
     ]
     lines += [f"  missing: {key}" for key in report.missing_in_s3[:SHOWN]]
+    lines += [
+        f"  size: {item['key']}: S3 has {item['s3_size']} bytes, catalog {item['catalog_size']}"
+        for item in report.size_mismatches[:SHOWN]
+    ]
     lines += [
         f"  etag: {item['key']}: S3 has {item['s3_etag']}, verified {item['expected_etag']}"
         for item in report.etag_mismatches[:SHOWN]
@@ -180,6 +221,7 @@ __all__ = [
     "SHOWN",
     "backfill_exit_code",
     "backfill_text",
+    "check_output",
     "consistency_text",
     "emit_report",
     "json_text",

@@ -15,15 +15,21 @@ SHA-256), ``threshold_percent``. FAIL when the rate is above the threshold (0.5 
 file still hashes to the catalog's SHA-256 (the uploader refuses otherwise); a row whose S3 copy is
 bad and cannot be repaired has its migration state cleared, so the catalog never claims a copy
 that is not there. :func:`validate_and_repair` runs validate, repair, and validate again on the
-same sample, and reports both passes.
+same sample, and reports both passes. The second pass re-checks the rows the repair cleared too:
+their S3 copy is still wrong, and a pass that dropped them would read as clean.
+
+A report lists at most :data:`MAX_DETAILS` mismatches with their details; the counts are exact,
+and the repair works through every mismatch, listed or not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -47,6 +53,9 @@ REASON_MISSING = "missing_in_s3"
 REASON_SIZE = "size_mismatch"
 REASON_SHA256 = "sha256_mismatch"
 REASON_S3_ERROR = "s3_error"
+_REASONS = (REASON_MISSING, REASON_SIZE, REASON_SHA256, REASON_S3_ERROR)
+#: Rows a repair reads, uploads and marks per round (bounded memory at any mismatch count).
+REPAIR_BATCH = 500
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -200,6 +209,28 @@ class ValidationReport:
     by_reason: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     checked_at: str = ""
+    #: Every mismatch's row id and reason code (8 + 1 bytes each: the details are capped,
+    #: these are not, so a repair can reach all of them).
+    _ids: array[int] = field(default_factory=lambda: array("q"), repr=False)
+    _reasons: array[int] = field(default_factory=lambda: array("B"), repr=False)
+
+    def record(self, mismatch: Mismatch) -> None:
+        """Count one mismatch (its details are kept while fewer than MAX_DETAILS are)."""
+        self.mismatches += 1
+        self.by_reason[mismatch.reason] = self.by_reason.get(mismatch.reason, 0) + 1
+        if len(self.mismatch_details) < MAX_DETAILS:
+            self.mismatch_details.append(mismatch)
+        self._ids.append(mismatch.id)
+        self._reasons.append(_REASONS.index(mismatch.reason))
+
+    def all_mismatches(self) -> Iterator[Mismatch]:
+        """Every mismatch of the pass: the listed ones with their details, the others (past
+        :data:`MAX_DETAILS`) with their row id and reason."""
+        listed = {m.id: m for m in self.mismatch_details}
+        for row_id, code in zip(self._ids, self._reasons, strict=True):
+            yield listed.get(row_id) or Mismatch(
+                row_id, "", _REASONS[code], "", None, None, "not listed (detail limit)"
+            )
 
     @property
     def mismatch_rate_percent(self) -> float:
@@ -239,6 +270,11 @@ class ValidationReport:
         }
         if self.total_sampled == 0:
             data["note"] = "no migrated objects to validate: nothing was proven"
+        elif self.mismatches > len(self.mismatch_details):
+            data["note"] = (
+                f"mismatch_details lists {len(self.mismatch_details)} of {self.mismatches} "
+                "mismatches (the counts are exact)"
+            )
         return data
 
 
@@ -253,8 +289,13 @@ def validate(
     workers: int = 8,
     selection: Selection | None = None,
     metrics: Metrics | None = None,
+    recheck: Iterable[int] = (),
 ) -> ValidationReport:
-    """One validation pass over a seeded sample of migrated rows (see the module docstring)."""
+    """One validation pass over a seeded sample of migrated rows (see the module docstring).
+
+    ``recheck``: ids of rows that are no longer migrated but belong in the pass anyway (the
+    rows a repair cleared); they are checked against their S3 object like the sample.
+    """
     check_sample_rate(sample_rate)
     check_threshold(threshold_percent)
     root = Path(media_root)
@@ -263,7 +304,10 @@ def validate(
     )
     started = time.monotonic()
     counter: dict[str, int] = {}
-    sample = iter_sample(catalog, sample_rate, seed, selection=selection, counter=counter)
+    sample = itertools.chain(
+        iter_sample(catalog, sample_rate, seed, selection=selection, counter=counter),
+        _unmigrated_rows(catalog, recheck),
+    )
 
     def check(row: CertificateRecord) -> Mismatch | None:
         return check_object(s3, root, row)
@@ -271,10 +315,7 @@ def validate(
     for outcome in bounded_map(check, _counting(sample, report), workers):
         if outcome is None:
             continue
-        report.mismatches += 1
-        report.by_reason[outcome.reason] = report.by_reason.get(outcome.reason, 0) + 1
-        if len(report.mismatch_details) < MAX_DETAILS:
-            report.mismatch_details.append(outcome)
+        report.record(outcome)
         logger.warning(
             "VALIDATE mismatch id=%s key=%r reason=%s", outcome.id, outcome.key, outcome.reason
         )
@@ -284,6 +325,13 @@ def validate(
     if metrics is not None:
         metrics.set("cert.backfill.mismatch_rate_percent", report.mismatch_rate_percent)
     return report
+
+
+def _unmigrated_rows(catalog: Catalog, ids: Iterable[int]) -> Iterator[CertificateRecord]:
+    for row_id in ids:
+        row = catalog.get(row_id)
+        if row is not None and not row.migrated:
+            yield row
 
 
 def _counting(
@@ -296,22 +344,43 @@ def _counting(
 
 @dataclass
 class RepairReport:
-    """What ``--repair`` did: ``repaired`` got a verified new copy; ``failed`` did not."""
+    """What ``--repair`` did: ``repaired`` got a verified new copy; ``failed`` did not.
+
+    The counts are exact; ``repaired``/``failed`` list at most :data:`MAX_DETAILS` entries.
+    ``cleared`` holds the id of every row whose migration was cleared.
+    """
 
     attempted: int = 0
+    repaired_count: int = 0
+    failed_count: int = 0
     repaired: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     cleared: list[int] = field(default_factory=list)
+
+    def add_repaired(self, entry: dict[str, Any]) -> None:
+        """Count a verified new copy."""
+        self.repaired_count += 1
+        if len(self.repaired) < MAX_DETAILS:
+            self.repaired.append(entry)
+
+    def add_failed(self, entry: dict[str, Any], *, cleared: bool = False) -> None:
+        """Count an object left wrong (``cleared``: its row's migration was cleared)."""
+        self.failed_count += 1
+        if len(self.failed) < MAX_DETAILS:
+            self.failed.append(entry)
+        if cleared:
+            self.cleared.append(int(entry["id"]))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return {
             "attempted": self.attempted,
-            "repaired": len(self.repaired),
-            "failed": len(self.failed),
+            "repaired": self.repaired_count,
+            "failed": self.failed_count,
             "repaired_details": self.repaired,
             "failed_details": self.failed,
-            "cleared_migration_ids": self.cleared,
+            "cleared_migration_ids": self.cleared[:MAX_DETAILS],
+            "cleared_migration_count": len(self.cleared),
         }
 
 
@@ -327,38 +396,48 @@ def repair(
     a corrupt object can carry the right metadata, so "already there" is not trusted here.
     An S3 transport error leaves the row as it was (try again); a missing or changed local file
     means no good copy exists anywhere certstore can prove, so the row's migration is cleared.
+    Works in rounds of :data:`REPAIR_BATCH` rows, each marked (or cleared) in the catalog
+    before the next starts, so memory stays flat and an interrupted repair keeps what it did.
     """
-    from certstore.transfer import UploadItem
-
     if getattr(uploader, "existing", "overwrite") != "overwrite":
         raise ValueError("repair needs an uploader made with existing='overwrite'")
     root = Path(media_root)
     report = RepairReport()
+    source = iter(mismatches)
+    while batch := list(itertools.islice(source, REPAIR_BATCH)):
+        _repair_batch(catalog, uploader, root, batch, report)
+    return report
+
+
+def _repair_batch(
+    catalog: Catalog, uploader: Any, root: Path, batch: list[Mismatch], report: RepairReport
+) -> None:
+    from certstore.transfer import UploadItem
+
+    cleared_before = len(report.cleared)
     items = []
-    for mismatch in mismatches:
+    for mismatch in batch:
+        row = catalog.get(mismatch.id)
+        if row is None:
+            continue
+        report.attempted += 1
         if mismatch.reason == REASON_S3_ERROR:
-            report.failed.append(
+            report.add_failed(
                 {
-                    "id": mismatch.id,
-                    "key": mismatch.key,
+                    "id": row.id,
+                    "key": row.key,
                     "reason": "s3_error",
                     "detail": "could not read the S3 copy; not touched",
                 }
             )
             continue
-        row = catalog.get(mismatch.id)
-        if row is None:
-            continue
         try:
             path = resolve_under(root, row.key)
         except InvalidKeyError as err:
-            report.failed.append(
-                {"id": row.id, "key": row.key, "reason": "local_missing", "detail": str(err)}
-            )
-            report.cleared.append(row.id)
+            entry = {"id": row.id, "key": row.key, "reason": "local_missing", "detail": str(err)}
+            report.add_failed(entry, cleared=True)
             continue
         items.append(UploadItem(row.key, path, row.sha256, row.size, token=row.id, md5=row.md5))
-    report.attempted = len(items) + len(report.failed)
     marks: list[Mark] = []
     for result in uploader.upload(items, verify_method="etag"):
         row_id = int(result.item.token)
@@ -366,14 +445,14 @@ def repair(
         if result.ok:
             now = utcnow()
             marks.append(Mark(row_id, result.etag, now, now))
-            report.repaired.append({**entry, "verified_by": result.verified_by})
+            report.add_repaired({**entry, "verified_by": result.verified_by})
         else:
-            report.failed.append({**entry, "reason": result.reason, "detail": result.detail})
-            if result.reason in ("local_missing", "local_changed"):
-                report.cleared.append(row_id)
+            report.add_failed(
+                {**entry, "reason": result.reason, "detail": result.detail},
+                cleared=result.reason in ("local_missing", "local_changed"),
+            )
     catalog.mark_migrated(marks)
-    catalog.clear_migration(report.cleared)
-    return report
+    catalog.clear_migration(report.cleared[cleared_before:])
 
 
 @dataclass
@@ -391,9 +470,9 @@ class ValidationRun:
 
     @property
     def status(self) -> str:
-        """The final pass's status, except that an object the repair could not fix is a FAIL
-        even though it left the sample (its row is pending again)."""
-        if self.repair is not None and self.repair.failed:
+        """The final pass's status, and FAIL whenever an object could not be repaired (even
+        one read error below the threshold: the operator asked for everything to be fixed)."""
+        if self.repair is not None and self.repair.failed_count:
             return "FAIL"
         return self.final.status
 
@@ -404,9 +483,9 @@ class ValidationRun:
         if self.repair is not None:
             data["repair"] = self.repair.as_dict()
             data["passes"] = [self.first.as_dict(), self.final.as_dict()]
-            if self.repair.failed:
+            if self.repair.failed_count:
                 data["note"] = (
-                    f"{len(self.repair.failed)} object(s) could not be repaired; "
+                    f"{self.repair.failed_count} object(s) could not be repaired; "
                     "see repair.failed_details"
                 )
         return data
@@ -425,11 +504,10 @@ def validate_and_repair(
     metrics: Metrics | None = None,
     uploader: Any = None,
 ) -> ValidationRun:
-    """Validate; with an ``uploader``, repair the mismatches and validate the same sample again.
-
-    Rows whose migration the repair cleared are no longer migrated and so fall out of the second
-    pass's sample: they are listed under ``repair.failed_details`` instead.
-    """
+    """Validate; with an ``uploader``, repair every mismatch and validate the same sample
+    again, including the rows whose migration the repair cleared (still mismatches: their
+    S3 copy is wrong and no good local copy exists), so the second pass's rate and gauge
+    show what is left."""
     kwargs: dict[str, Any] = {
         "sample_rate": sample_rate,
         "seed": seed,
@@ -439,10 +517,10 @@ def validate_and_repair(
         "metrics": metrics,
     }
     first = validate(catalog, s3, media_root, **kwargs)
-    if uploader is None or not first.mismatch_details:
+    if uploader is None or not first.mismatches:
         return ValidationRun(first)
-    fixed = repair(catalog, uploader, media_root, first.mismatch_details)
-    second = validate(catalog, s3, media_root, **kwargs)
+    fixed = repair(catalog, uploader, media_root, first.all_mismatches())
+    second = validate(catalog, s3, media_root, recheck=fixed.cleared, **kwargs)
     return ValidationRun(first, fixed, second)
 
 

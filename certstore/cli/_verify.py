@@ -92,8 +92,9 @@ def validate_command(
     object the repair could not fix).
     """
     from certstore.jobs import Site, run_validation
-    from certstore.reports import emit_report, validation_text
+    from certstore.reports import check_output, emit_report, validation_text
 
+    check_output(output)
     run = run_validation(Site.from_env(media_root, catalog_url), **options)
     return emit_report(run, validation_text, echo=click.echo, as_json=as_json, output=output)
 
@@ -125,8 +126,9 @@ def consistency_command(
     """Catalog migrated count vs S3 objects under the prefix, missing keys, orphans, and
     SHA-256 spot checks. Exit 1 when the mismatch rate is above the threshold."""
     from certstore.jobs import Site, run_consistency
-    from certstore.reports import consistency_text, emit_report
+    from certstore.reports import check_output, consistency_text, emit_report
 
+    check_output(output)
     report = run_consistency(Site.from_env(media_root, catalog_url), **options)
     return emit_report(report, consistency_text, echo=click.echo, as_json=as_json, output=output)
 

@@ -57,7 +57,7 @@ def check_consistency(run: _Run) -> ConsistencyOutcome:
         "size_mismatches": report.size_mismatch_count,
         "etag_mismatches": report.etag_mismatch_count,
         "orphans": report.orphan_count,
-        "hash_mismatches": len(report.spot_mismatches),
+        "hash_mismatches": report.spot_mismatch_count,
         "pending": pending,
         "status_at_0.5%": report.status,
     }

@@ -15,7 +15,7 @@ import pytest
 
 from certstore import reports
 from certstore.cli import _app
-from certstore.errors import ConfigError
+from certstore.errors import ConfigError, ReportWriteError
 from certstore.jobs import (
     BackfillRequest,
     Site,
@@ -83,7 +83,9 @@ def test_consistency_text_caps_each_list() -> None:
     counts = {"catalog_migrated": 30, "s3_objects": 5, "matched": 5, "spot_checked": 5}
     report = SimpleNamespace(
         **counts,
-        **dict.fromkeys(("size_mismatch_count", "unmarked_count"), 0),
+        **dict.fromkeys(("unmarked_count", "spot_mismatch_count"), 0),
+        size_mismatch_count=1,
+        size_mismatches=[{"key": "pdf/short.pdf", "catalog_size": 50, "s3_size": 5}],
         etag_mismatch_count=1,
         etag_mismatches=[{"key": "pdf/x.pdf", "expected_etag": "a" * 32, "s3_etag": "b" * 32}],
         missing_count=25,
@@ -100,6 +102,7 @@ def test_consistency_text_caps_each_list() -> None:
     assert lines[0] == "DB count (migrated): 30, S3 count: 5 (matched 5)"
     assert sum(line.startswith("  missing: ") for line in lines) == 20
     assert "  orphan: pdf/stray.pdf" in lines
+    assert "  size: pdf/short.pdf: S3 has 5 bytes, catalog 50" in lines
     assert f"  etag: pdf/x.pdf: S3 has {'b' * 32}, verified {'a' * 32}" in lines
     assert lines[-1] == "status: FAIL (83.333%, threshold 0.5%)"
 
@@ -117,6 +120,30 @@ def test_emit_report_writes_prints_and_returns_the_code(tmp_path: Path) -> None:
     printed.clear()
     assert reports.emit_report(report, str, echo=printed.append, as_json=True) == 1
     assert json.loads(printed[0])["name"] == "é"
+
+
+def test_a_report_that_cannot_be_written_is_printed_first(tmp_path: Path) -> None:
+    report = SimpleNamespace(status="PASS", as_dict=lambda: {"status": "PASS"})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    printed: list[str] = []
+    with pytest.raises(ReportWriteError, match="printed but could not be written") as info:
+        reports.emit_report(
+            report, lambda r: "status: PASS", echo=printed.append, output=str(blocker / "r.json")
+        )
+    assert printed == ["status: PASS"] and info.value.path == str(blocker / "r.json")
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_check_output_refuses_what_cannot_be_written(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    path = blocker / "r.json" if where == "under-a-file" else tmp_path
+    with pytest.raises(ConfigError, match="--output"):
+        reports.check_output(str(path))
+    reports.check_output(str(tmp_path / "new" / "r.json"))
+    assert (tmp_path / "new").is_dir() and not list((tmp_path / "new").iterdir())
+    reports.check_output(None)
 
 
 def _unreachable_site() -> Site:

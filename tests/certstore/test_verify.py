@@ -183,6 +183,67 @@ def test_unrepairable_object_is_cleared_and_fails(
     assert "could not be repaired" in run.as_dict()["note"]
 
 
+def test_unrepairable_object_stays_in_the_second_pass_and_its_gauge(
+    settings: Settings, http_client: Any, migrated: dict[str, Any]
+) -> None:
+    """The row the repair cleared is re-checked, not dropped: its S3 copy is still wrong, so
+    the second pass's rate and the gauge the runbook alerts on stay above zero, and a later
+    reader of the report sees the same sample size in both passes."""
+    catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
+    key = _victim(files)
+    _corrupt(s3, key, files[key])
+    migrated["root"].joinpath(*key.split("/")).write_bytes(b"local copy changed too")
+    recorder = RecordingEmitter()
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    run = validate_and_repair(
+        catalog,
+        s3,
+        migrated["root"],
+        sample_rate=1.0,
+        seed=5,
+        uploader=uploader,
+        threshold_percent=50.0,
+        metrics=Metrics([recorder]),
+    )
+    uploader.close()
+    assert run.second is not None and run.repair is not None
+    assert run.repair.cleared == [catalog.find(key).id]  # type: ignore[union-attr]
+    assert run.second.total_sampled == run.first.total_sampled == len(files)
+    assert run.second.mismatches == 1 and run.second.mismatch_details[0].key == key
+    gauge = recorder.values("cert.backfill.mismatch_rate_percent")
+    assert gauge[-1] == pytest.approx(100 / len(files))
+    report = run.as_dict()
+    assert report["mismatch_rate_percent"] > 0 and report["status"] == "FAIL"
+
+
+def test_repair_reaches_mismatches_past_the_detail_limit(
+    settings: Settings,
+    http_client: Any,
+    migrated: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reports list a bounded number of mismatches; the repair must still fix all of them."""
+    import certstore.verify as verify
+
+    monkeypatch.setattr(verify, "MAX_DETAILS", 2)
+    monkeypatch.setattr(verify, "REPAIR_BATCH", 2)
+    catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
+    victims = sorted(k for k in files if files[k])[:5]
+    for key in victims:
+        s3.delete(key)
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    run = validate_and_repair(
+        catalog, s3, migrated["root"], sample_rate=1.0, seed=4, uploader=uploader
+    )
+    uploader.close()
+    assert run.first.mismatches == 5 and len(run.first.mismatch_details) == 2
+    assert "lists 2 of 5" in run.first.as_dict()["note"]
+    assert run.repair is not None and run.repair.repaired_count == 5
+    assert len(run.repair.repaired) == 2 and run.repair.as_dict()["repaired"] == 5
+    assert run.second is not None and run.second.mismatches == 0 and run.status == "PASS"
+    assert all(s3.exists(key) for key in victims)
+
+
 def test_repair_needs_an_overwriting_uploader(
     settings: Settings, http_client: Any, migrated: dict[str, Any]
 ) -> None:
@@ -271,3 +332,28 @@ def test_cli_validate_report_repair_and_gates(
     assert [p["status"] for p in repaired["passes"]] == ["FAIL", "PASS"]
     assert main(["validate", "--sample-rate", "1.5"]) == 2
     assert "--sample-rate" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_output_it_cannot_write_before_checking(
+    migrated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    key = _victim(migrated["files"])
+    migrated["s3"].delete(key)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for command in (["validate", "--sample-rate", "1", "--repair"], ["check-consistency"]):
+        for output in (blocker / "report.json", tmp_path):
+            assert main([*command, "--output", str(output)]) == 2
+            err = capsys.readouterr().err
+            assert "--output" in err and "Traceback" not in err
+    assert not migrated["s3"].exists(key), "nothing ran: the repair did not happen"

@@ -65,20 +65,30 @@ def test_missing_orphan_unmarked_and_size(migrated: dict[str, Any]) -> None:
     assert report.unmarked_count == 1 and catalog.get(pending_id) is not None
     assert report.catalog_total == len(files) + 1
     assert report.problems >= 3
+    assert report.keys_compared == report.catalog_migrated + 1 + 1  # the orphan, the unmarked
     assert report.mismatch_rate_percent == pytest.approx(
-        100 * report.problems / max(report.catalog_migrated, report.s3_objects)
+        100 * report.problems / report.keys_compared
     )
     assert report.status == "FAIL"
 
 
-def test_spot_check_finds_same_size_corruption(migrated: dict[str, Any]) -> None:
+def test_spot_check_finds_what_the_listing_cannot_show(migrated: dict[str, Any]) -> None:
+    """Same-size corruption of a row with no ETag or MD5 to compare the listing with (a catalog
+    from an older certstore): only downloading and hashing finds it."""
+    import sqlalchemy as sa
+
     key = _victim(migrated["files"])
     _corrupt(migrated["s3"], key, migrated["files"][key])
+    table = sa.table("certificates", sa.column("key"), sa.column("s3_etag"), sa.column("md5"))
+    with migrated["catalog"].engine.begin() as conn:
+        conn.execute(table.update().where(table.c.key == key).values(s3_etag=None, md5=None))
     report = check_consistency(
         migrated["catalog"], migrated["s3"], migrated["root"], spot_check_rate=1.0, seed=1
     )
     assert report.missing_count == report.size_mismatch_count == report.orphan_count == 0
+    assert report.etag_mismatch_count == 0
     assert [m.key for m in report.spot_mismatches] == [key]
+    assert report.problems == report.spot_mismatch_count == 1
     assert report.status == "FAIL"
     relaxed = check_consistency(
         migrated["catalog"],
@@ -147,3 +157,27 @@ def test_cli_exit_codes_and_report(
     assert report["missing_in_s3"]["count"] == 1 and report["status"] == "FAIL"
     assert main(["check-consistency", "--threshold-percent", "50"]) == 0
     assert main(["check-consistency", "--spot-check-rate", "0"]) == 2
+
+
+def test_each_key_counts_once_whatever_the_seed(migrated: dict[str, Any]) -> None:
+    """A missing object is found by the listing; the spot check must not count it again, so
+    the verdict cannot depend on which rows the seed samples, and the rate never passes 100."""
+    catalog: Catalog = migrated["catalog"]
+    s3, files = migrated["s3"], migrated["files"]
+    keys = sorted(k for k in files if files[k])
+    s3.delete(keys[0])
+    rates = set()
+    for seed in range(6):
+        report = check_consistency(catalog, s3, migrated["root"], spot_check_rate=0.5, seed=seed)
+        assert report.problems == report.missing_count == 1
+        assert report.spot_mismatch_count == 0 and report.spot_checked >= 1
+        rates.add(round(report.mismatch_rate_percent, 9))
+    assert rates == {round(100 / len(files), 9)}
+
+    for key in files:
+        if key != keys[0]:
+            s3.delete(key)
+    for i in range(len(files)):
+        s3.save(f"orphans/{i}.pdf", b"x")
+    report = check_consistency(catalog, s3, migrated["root"], spot_check_rate=1.0, seed=1)
+    assert report.problems == report.keys_compared and report.mismatch_rate_percent == 100.0

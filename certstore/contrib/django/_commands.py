@@ -26,6 +26,7 @@ from certstore.reports import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
+    check_output,
     emit_report,
 )
 
@@ -188,6 +189,7 @@ class ReportCommand(BaseCommand):  # type: ignore[misc]
     def handle(self, *args: Any, **options: Any) -> None:
         job = type(self).job
         with exit_codes():
+            check_output(options["output"])
             report = job(SITE, **job_options(job, options))
             code = emit_report(
                 report,
