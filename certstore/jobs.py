@@ -104,6 +104,21 @@ def _require_backfill_flag(settings: Settings, message: str) -> None:
         raise ConfigError(message, variable="CERT_S3_BACKFILL_ENABLED")
 
 
+def _require_media_root(settings: Settings, why: str) -> None:
+    """Refuse a media root that is not a folder: an unmounted volume would otherwise turn every
+    row into ``local_missing`` (and, in a repair, clear the marks of rows it could have fixed)."""
+    from pathlib import Path
+
+    root = Path(settings.media_root)
+    if not root.is_dir():
+        state = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(
+            f"media root {root} {state}: {why} (set CERTSTORE_MEDIA_ROOT or --media-root)",
+            variable="CERTSTORE_MEDIA_ROOT",
+            value=str(root),
+        )
+
+
 def run_consistency(
     site: Site,
     spot_check_rate: float = 0.01,
@@ -150,7 +165,11 @@ def run_validation(
     settings = site.settings()
     if repair:
         _require_backfill_flag(settings, REPAIR_FLAG_OFF)
+        _require_media_root(settings, "--repair re-uploads from the local copies")
     s3 = S3Backend.from_settings(settings)
+    # one HeadBucket: a dead endpoint or a missing bucket is one clear line, not one
+    # s3_error per sampled object
+    s3.check_bucket()
     uploader = None
     with site.open_catalog(settings, create=False) as catalog:
         try:
@@ -280,6 +299,7 @@ def run_backfill(
     settings = site.settings()
     if not request.dry_run:
         _require_backfill_flag(settings, BACKFILL_FLAG_OFF)
+    _require_media_root(settings, "the backfill reads every certificate from it")
     selection = request.selection()
     catalog = site.open_catalog(settings, create=not request.dry_run)
     uploader = None

@@ -24,13 +24,20 @@ from certstore.catalog._records import (
     parse_shard,
     utcnow,
 )
-from certstore.catalog._schema import SCHEMA_VERSION, SchemaError
+from certstore.catalog._schema import (
+    SCHEMA_VERSION,
+    CatalogError,
+    CatalogUnavailableError,
+    SchemaError,
+)
 from certstore.catalog._store import Catalog
 
 __all__ = [
     "SCHEMA_VERSION",
     "Catalog",
+    "CatalogError",
     "CatalogStats",
+    "CatalogUnavailableError",
     "CertificateRecord",
     "Checkpoint",
     "ImportReport",

@@ -66,11 +66,31 @@ def _add_md5(conn: sa.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_md5}
 
 
-class SchemaError(CertstoreError):
+class CatalogError(CertstoreError):
+    """Base of the catalog's errors."""
+
+
+class SchemaError(CatalogError):
     """The catalog database has a schema this code cannot use."""
 
     def __init__(self, message: str, *, url: str, found: int | None) -> None:
         super().__init__(message, url=url, found=found)
+
+
+def database_message(err: BaseException) -> str:
+    """The database's own words for ``err`` (its first line), without SQLAlchemy's statement
+    dump and background link."""
+    orig = getattr(err, "orig", None) or err
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+class CatalogUnavailableError(CatalogError):
+    """The catalog database cannot be reached or read (server down, wrong credentials, a
+    file that is not a database). ``url`` has its password hidden."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message, url=url)
 
 
 def ensure_schema(engine: sa.Engine) -> int:

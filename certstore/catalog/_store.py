@@ -27,7 +27,14 @@ from certstore.catalog._records import (
     iter_keyset,
     utcnow,
 )
-from certstore.catalog._schema import certificates, check_schema, checkpoints, ensure_schema
+from certstore.catalog._schema import (
+    CatalogUnavailableError,
+    certificates,
+    check_schema,
+    checkpoints,
+    database_message,
+    ensure_schema,
+)
 from certstore.config import Settings
 from certstore.errors import ConfigError
 
@@ -88,7 +95,15 @@ class Catalog:
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.url = self.engine.url.render_as_string(hide_password=True)
-        self.schema_version = ensure_schema(self.engine) if create else check_schema(self.engine)
+        try:
+            self.schema_version = (
+                ensure_schema(self.engine) if create else check_schema(self.engine)
+            )
+        except sa.exc.DBAPIError as err:
+            self.engine.dispose()
+            raise CatalogUnavailableError(
+                f"catalog {self.url} cannot be opened: {database_message(err)}", url=self.url
+            ) from err
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Catalog:

@@ -79,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CertstoreError as err:
         click.echo(f"certstore: error: {err}", err=True)
         return EXIT_FAILURE
+    except Exception as err:
+        database_errors = sys.modules.get("sqlalchemy.exc")
+        if database_errors is None or not isinstance(err, database_errors.SQLAlchemyError):
+            raise
+        # The catalog failed mid-run (server gone, disk full): one line, not a traceback.
+        from certstore.catalog._schema import database_message
+
+        click.echo(f"certstore: catalog error: {database_message(err)}", err=True)
+        return EXIT_FAILURE
     return int(result) if isinstance(result, int) else EXIT_OK
 
 

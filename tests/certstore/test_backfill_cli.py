@@ -66,6 +66,27 @@ def test_bad_flag_value_is_named(
     assert "CERT_S3_BACKFILL_ENABLED='maybe'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_media_root_that_is_not_a_folder_is_refused(
+    env: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    http_client: Any,
+    capsys: pytest.CaptureFixture[str],
+    dry_run: bool,
+) -> None:
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for root, words in ((tmp_path / "unmounted", "does not exist"), (a_file, "is not a folder")):
+        monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(root))
+        assert main(["backfill", "--dry-run"] if dry_run else ["backfill"]) == 2
+        assert f"media root {root} {words}" in capsys.readouterr().err
+    assert s3_listing(http_client, env["bucket"]) == {}
+    with Catalog(env["url"]) as catalog:
+        assert catalog.count(state="migrated") == 0
+
+
 def test_dry_run_needs_no_flag_and_writes_nothing(
     env: dict[str, Any], http_client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 from certstore.catalog import (
     SCHEMA_VERSION,
     Catalog,
+    CatalogUnavailableError,
     Checkpoint,
     Mark,
     NewCertificate,
@@ -175,6 +176,45 @@ def test_record_md5_leaves_rows_whose_content_changed(catalog: Catalog) -> None:
 def test_unusable_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="CERTSTORE_CATALOG_URL"):
         Catalog("nosuchdialect://x")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_or_unreadable_catalog_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    closed = f"postgresql+psycopg://certstore:secret@127.0.0.1:{_free_port()}/certstore"
+    for url, words in ((f"sqlite:///{garbage}", "not a database"), (closed, "refused")):
+        for create in (True, False):
+            with pytest.raises(CatalogUnavailableError, match=words) as info:
+                Catalog(url, create=create)
+            assert "secret" not in str(info.value) and "cannot be opened" in str(info.value)
+        assert main(["catalog", "stats", "--catalog", url]) == 1
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and "secret" not in err
+    assert garbage.read_bytes() == b"this is not a database" * 100, "left as it was"
+
+
+def test_a_catalog_failing_mid_command_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    Catalog(url).close()
+
+    def disk_failed(*_args: object, **_kwargs: object) -> None:
+        raise sa.exc.OperationalError("SELECT count(*) ...", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(Catalog, "stats", disk_failed)
+    assert main(["catalog", "stats", "--catalog", url]) == 1
+    assert capsys.readouterr().err.strip() == "certstore: catalog error: disk I/O error"
 
 
 def test_import_walks_tree_hashes_and_skips_hidden(catalog: Catalog, media_root: Path) -> None:

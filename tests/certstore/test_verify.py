@@ -357,3 +357,31 @@ def test_cli_refuses_an_output_it_cannot_write_before_checking(
             err = capsys.readouterr().err
             assert "--output" in err and "Traceback" not in err
     assert not migrated["s3"].exists(key), "nothing ran: the repair did not happen"
+
+
+def test_cli_validate_names_a_missing_media_root_or_bucket_once(
+    migrated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    key = _victim(migrated["files"])
+    migrated["s3"].delete(key)
+    unmounted = tmp_path / "not-mounted"
+    args = ["validate", "--sample-rate", "1", "--repair", "--media-root", str(unmounted)]
+    assert main(args) == 2
+    assert f"media root {unmounted} does not exist" in capsys.readouterr().err
+    row = migrated["catalog"].find(key)
+    assert row is not None and row.migrated, "an unmounted volume clears no mark"
+
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", "no-such-bucket-here")
+    assert main(["validate", "--sample-rate", "1"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no-such-bucket-here" in err
