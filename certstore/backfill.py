@@ -57,6 +57,8 @@ from certstore.transfer import (
 
 logger = logging.getLogger(__name__)
 
+#: The largest --batch-size: a batch of rows is held in memory, its marks in one transaction.
+MAX_BATCH_SIZE = 100_000
 #: Error details kept in a summary (the counts by reason are always exact).
 MAX_ERROR_DETAILS = 100
 OUTCOME_MIGRATED = "migrated"
@@ -91,9 +93,10 @@ class BackfillOptions:
     retry_reasons: tuple[str, ...] = ("s3_error",)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise ConfigError(
-                f"--batch-size {self.batch_size} must be at least 1",
+                f"--batch-size {self.batch_size} must be from 1 to {MAX_BATCH_SIZE} (rows held "
+                "in memory and marks written per transaction)",
                 variable="--batch-size",
                 value=self.batch_size,
             )
@@ -182,7 +185,12 @@ class BackfillSummary:
 
 
 def start_position(
-    catalog: Catalog, selection: Selection, *, resume: bool = False, token: str | None = None
+    catalog: Catalog,
+    selection: Selection,
+    *,
+    resume: bool = False,
+    token: str | None = None,
+    dry_run: bool = False,
 ) -> tuple[int, str]:
     """Where a run starts: ``(position, source)``; source is ``start``, ``checkpoint``, ``token``.
 
@@ -193,6 +201,7 @@ def start_position(
     """
     if token is not None:
         parsed = ResumeToken.decode(token)
+        parsed.check_usable(dry_run=dry_run)
         parsed.check_matches(selection)
         return max(parsed.last_id, selection.first_position), "token"
     if resume:
@@ -328,7 +337,7 @@ class Backfill:
         )
         summary.duration_s = self.clock() - started
         summary.resume_token = ResumeToken.for_selection(
-            options.selection, summary.last_id
+            options.selection, summary.last_id, dry_run=options.dry_run
         ).encode()
         return summary
 

@@ -43,8 +43,9 @@ class Site:
     """Where a run reads its settings and catalog.
 
     ``settings`` is called once per run, after the options are checked; ``open_catalog``
-    gets those settings and ``create`` (whether a writing run may create the catalog's tables)
-    and returns a catalog that is also a context manager.
+    gets those settings and ``write`` (whether the run writes to it: an older schema may then be
+    upgraded; a catalog is never created here) and returns a catalog that is also a context
+    manager.
     """
 
     settings: Callable[[], Settings]
@@ -60,10 +61,10 @@ class Site:
         if catalog_url:
             overrides["catalog_url"] = catalog_url
 
-        def open_catalog(settings: Settings, *, create: bool = False) -> Any:
+        def open_catalog(settings: Settings, *, write: bool = False) -> Any:
             from certstore.catalog import Catalog
 
-            return Catalog(settings.catalog_url, create=create)
+            return Catalog(settings.catalog_url, create=False, upgrade=write)
 
         return cls(lambda: Settings.from_env(**overrides), open_catalog)
 
@@ -135,7 +136,7 @@ def run_consistency(
     _check_range("--workers", workers, 1, 256)
     settings = site.settings()
     s3 = S3Backend.from_settings(settings)
-    with site.open_catalog(settings, create=False) as catalog:
+    with site.open_catalog(settings) as catalog:
         return check_consistency(
             catalog,
             s3,
@@ -171,7 +172,7 @@ def run_validation(
     # s3_error per sampled object
     s3.check_bucket()
     uploader = None
-    with site.open_catalog(settings, create=False) as catalog:
+    with site.open_catalog(settings, write=repair) as catalog:
         try:
             if repair:
                 from certstore.transfer import make_uploader
@@ -223,6 +224,18 @@ class BackfillRequest:
             raise ConfigError("--workers must be at most 512", variable="--workers")
         if self.resume and self.resume_token:
             raise ConfigError("use --resume or --resume-token, not both", variable="--resume")
+        from certstore.backfill import MAX_BATCH_SIZE
+
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ConfigError(
+                f"--batch-size {self.batch_size} must be from 1 to {MAX_BATCH_SIZE}",
+                variable="--batch-size",
+                value=self.batch_size,
+            )
+        if self.resume_token is not None:
+            from certstore.resume import ResumeToken
+
+            ResumeToken.decode(self.resume_token).check_usable(dry_run=self.dry_run)
 
     def selection(self) -> Selection:
         """The run's selection: from the options, or from the resume token when none are
@@ -301,11 +314,15 @@ def run_backfill(
         _require_backfill_flag(settings, BACKFILL_FLAG_OFF)
     _require_media_root(settings, "the backfill reads every certificate from it")
     selection = request.selection()
-    catalog = site.open_catalog(settings, create=not request.dry_run)
+    catalog = site.open_catalog(settings, write=not request.dry_run)
     uploader = None
     try:
         position, source = start_position(
-            catalog, selection, resume=request.resume, token=request.resume_token
+            catalog,
+            selection,
+            resume=request.resume,
+            token=request.resume_token,
+            dry_run=request.dry_run,
         )
         options = BackfillOptions(
             selection=selection,

@@ -10,6 +10,10 @@ it to the run's filters (tournament, shard, start and end id): a token used with
 would start at a position that means nothing there, so that is refused too, with both filter
 sets named.
 ``--limit`` and ``--batch-size`` are not part of it: a resumed run may change them.
+
+A dry run's token carries ``"dry": true``: a dry run migrates nothing, so its position says how
+far it looked, not how far the migration got, and a real run refuses it (it would skip every
+pending row before that position, and record the skip in its checkpoint).
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ class ResumeToken:
     fingerprint: str
     filters: dict[str, Any]
     version: int = TOKEN_VERSION
+    dry_run: bool = False
 
     @classmethod
-    def for_selection(cls, selection: Selection, last_id: int) -> ResumeToken:
+    def for_selection(
+        cls, selection: Selection, last_id: int, *, dry_run: bool = False
+    ) -> ResumeToken:
         """The token of a run over ``selection`` that got to ``last_id``."""
-        return cls(last_id, selection.fingerprint(), selection.describe())
+        return cls(last_id, selection.fingerprint(), selection.describe(), dry_run=dry_run)
 
     def encode(self) -> str:
         """The printable token."""
@@ -55,6 +62,8 @@ class ResumeToken:
             "fp": self.fingerprint,
             "filters": self.filters,
         }
+        if self.dry_run:
+            payload["dry"] = True
         payload["c"] = _check(payload)
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
@@ -95,23 +104,36 @@ class ResumeToken:
                 variable=_OPTION,
                 value=token,
             )
-        last_id, fingerprint, filters = (
+        last_id, fingerprint, filters, dry_run = (
             payload.get("last_id"),
             payload.get("fp"),
             payload.get("filters"),
+            payload.get("dry", False),
         )
         if (
             not isinstance(last_id, int)
             or last_id < 0
             or not isinstance(fingerprint, str)
             or not isinstance(filters, dict)
+            or not isinstance(dry_run, bool)
         ):
             raise ConfigError(
                 f"{_OPTION} is malformed (bad last_id, fp or filters)",
                 variable=_OPTION,
                 value=token,
             )
-        return cls(last_id, fingerprint, filters, version)
+        return cls(last_id, fingerprint, filters, version, dry_run)
+
+    def check_usable(self, *, dry_run: bool) -> None:
+        """Raise :class:`ConfigError` when a real run is given a dry run's token."""
+        if self.dry_run and not dry_run:
+            raise ConfigError(
+                f"{_OPTION} comes from a dry run, which migrates nothing: its position is how "
+                "far the dry run looked, not how far the migration got. Start the real run "
+                "without it (or with --resume: its checkpoint is only written by real runs)",
+                variable=_OPTION,
+                value=self.encode(),
+            )
 
     def check_matches(self, selection: Selection) -> None:
         """Raise :class:`ConfigError` unless this token was made for ``selection``."""

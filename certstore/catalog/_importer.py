@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from certstore.catalog._records import check_sql_int, whole_number
 from certstore.catalog._store import Catalog, NewCertificate
 from certstore.errors import ConfigError, InvalidKeyError
 from certstore.keys import normalize_key
@@ -86,8 +87,7 @@ def tournament_rule(spec: str | None) -> TournamentRule | None:
             parts = key.split("/")[:-1]
             if len(parts) < index:
                 return None
-            text = parts[index - 1]
-            return int(text) if text.isdigit() else None
+            return whole_number(parts[index - 1])
 
         return by_segment
     if kind == "regex":
@@ -108,9 +108,7 @@ def tournament_rule(spec: str | None) -> TournamentRule | None:
 
         def by_regex(key: str) -> int | None:
             match = pattern.search(key)
-            if not match or not (match.group(1) or "").isdigit():
-                return None
-            return int(match.group(1))
+            return whole_number(match.group(1)) if match else None
 
         return by_regex
     raise ConfigError(
@@ -185,6 +183,7 @@ def import_tree(
     base = Path(root)
     if not base.is_dir():
         raise ConfigError(f"{str(base)!r} is not a folder", variable="DIR", value=str(base))
+    check_sql_int("--tournament-id", tournament_id)
     report = ImportReport(root=str(base))
     pending: list[tuple[str, int, str, str]] = []
 

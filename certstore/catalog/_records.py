@@ -18,6 +18,28 @@ import sqlalchemy as sa
 from certstore.catalog._schema import certificates
 from certstore.errors import ConfigError
 
+#: The largest id or tournament id a catalog column holds (SQL BIGINT, SQLite INTEGER).
+MAX_SQL_INT = 2**63 - 1
+
+
+def check_sql_int(option: str, value: int | None) -> None:
+    """A :class:`ConfigError` naming ``option`` when ``value`` does not fit a BIGINT column,
+    instead of the driver's overflow traceback."""
+    if value is not None and not -MAX_SQL_INT <= value <= MAX_SQL_INT:
+        raise ConfigError(
+            f"{option} {value} is out of range (at most {MAX_SQL_INT})",
+            variable=option,
+            value=value,
+        )
+
+
+def whole_number(text: str | None) -> int | None:
+    """``text`` as a tournament id: ASCII digits that fit a BIGINT column, else None."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_SQL_INT else None
+
 
 def iter_keyset(
     next_batch: Callable[[int, int], list[CertificateRecord]],
@@ -124,8 +146,10 @@ class Selection:
     end_id: int | None = None
 
     def __post_init__(self) -> None:
+        check_sql_int("--tournament-id", self.tournament_id)
         if self.shard is not None:
             k, n = self.shard
+            check_sql_int("--shard", n)
             if n < 1 or not 0 <= k < n:
                 raise ConfigError(
                     f"--shard {k}/{n}: need 0 <= K < N (for example 0/4 ... 3/4)",
@@ -135,6 +159,13 @@ class Selection:
         for name, value in (("--start-id", self.start_id), ("--end-id", self.end_id)):
             if value is not None and value < 0:
                 raise ConfigError(f"{name} {value} must be >= 0", variable=name, value=value)
+            check_sql_int(name, value)
+        if self.start_id is not None and self.end_id is not None and self.start_id > self.end_id:
+            raise ConfigError(
+                f"--start-id {self.start_id} is after --end-id {self.end_id}: the range is empty",
+                variable="--start-id",
+                value=self.start_id,
+            )
 
     @classmethod
     def from_description(cls, data: dict[str, Any]) -> Selection:

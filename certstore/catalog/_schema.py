@@ -128,12 +128,10 @@ def ensure_schema(engine: sa.Engine) -> int:
         return int(found)
 
 
-def check_schema(engine: sa.Engine) -> int:
-    """The schema version of an existing catalog, without creating or changing anything.
-
-    For read-only uses (a dry run, ``stats``, ``validate``): a catalog that does not exist yet
-    is an error naming the URL rather than a new empty file.
-    """
+def require_tables(engine: sa.Engine) -> None:
+    """A :class:`SchemaError` naming the URL unless the catalog exists and has certstore's
+    tables: every command but ``catalog import`` works on an existing catalog, and a mistyped
+    URL must not become a new empty one (which a backfill would report as "0 found")."""
     url = engine.url.render_as_string(hide_password=True)
     database = engine.url.database
     if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
@@ -152,11 +150,19 @@ def check_schema(engine: sa.Engine) -> int:
                 url=url,
                 found=None,
             )
+
+
+def check_schema(engine: sa.Engine) -> int:
+    """The schema version of an existing catalog, without creating or changing anything
+    (read-only uses: a dry run, ``stats``, ``validate``)."""
+    url = engine.url.render_as_string(hide_password=True)
+    require_tables(engine)
+    with engine.connect() as conn:
         found = conn.execute(sa.select(schema_version.c.version)).scalar()
     if found != SCHEMA_VERSION:
         raise SchemaError(
             f"catalog {url} has schema version {found}; this certstore uses "
-            f"{SCHEMA_VERSION} (open it once read-write to migrate)",
+            f"{SCHEMA_VERSION} (`certstore catalog import` or a real backfill upgrades it)",
             url=url,
             found=found,
         )

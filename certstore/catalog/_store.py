@@ -34,6 +34,7 @@ from certstore.catalog._schema import (
     checkpoints,
     database_message,
     ensure_schema,
+    require_tables,
 )
 from certstore.config import Settings
 from certstore.errors import ConfigError
@@ -66,10 +67,12 @@ class Catalog:
     """Certificate records in SQL (SQLite file by default, any SQLAlchemy URL otherwise).
 
     ``create=True`` creates (or upgrades) the schema on first use; ``create=False`` opens an
-    existing catalog without changing it and raises :class:`SchemaError` when there is none.
+    existing catalog and raises :class:`SchemaError` when there is none, without changing it,
+    or with ``upgrade=True`` upgrading an older schema in place (a writing run on an existing
+    catalog). A database that cannot be reached or read is :class:`CatalogUnavailableError`.
     """
 
-    def __init__(self, url: str | sa.Engine, *, create: bool = True) -> None:
+    def __init__(self, url: str | sa.Engine, *, create: bool = True, upgrade: bool = False) -> None:
         if isinstance(url, sa.Engine):
             self.engine = url
         else:
@@ -96,9 +99,13 @@ class Catalog:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.url = self.engine.url.render_as_string(hide_password=True)
         try:
-            self.schema_version = (
-                ensure_schema(self.engine) if create else check_schema(self.engine)
-            )
+            if create:
+                self.schema_version = ensure_schema(self.engine)
+            elif upgrade:
+                require_tables(self.engine)
+                self.schema_version = ensure_schema(self.engine)
+            else:
+                self.schema_version = check_schema(self.engine)
         except sa.exc.DBAPIError as err:
             self.engine.dispose()
             raise CatalogUnavailableError(

@@ -211,6 +211,63 @@ def test_token_problems_are_usage_errors(
     assert _json(capsys)["filters"]["tournament_id"] == 3
 
 
+def test_a_dry_runs_token_cannot_start_a_real_run(
+    env: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    http_client: Any,
+) -> None:
+    """A dry run migrates nothing: a real run started from its position would skip every
+    pending row before it and record the skip in its checkpoint."""
+    assert main(["backfill", "--dry-run", "--limit", "3", "--json"]) == 0
+    token = _json(capsys)["resume_token"]
+    assert ResumeToken.decode(token).dry_run
+    assert main(["backfill", "--dry-run", "--resume-token", token, "--json"]) == 0
+    assert _json(capsys)["found"] == len(env["files"]) - 3, "a dry run may continue one"
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    assert main(["backfill", "--resume-token", token]) == 2
+    assert "comes from a dry run" in capsys.readouterr().err
+    assert s3_listing(http_client, env["bucket"]) == {}
+    assert main(["backfill", "--limit", "3", "--json"]) == 0
+    real = _json(capsys)["resume_token"]
+    assert not ResumeToken.decode(real).dry_run
+    assert main(["backfill", "--resume-token", real, "--json"]) == 0
+    assert _json(capsys)["migrated"] == len(env["files"]) - 3
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--start-id", str(2**64)], "--start-id 18446744073709551616 is out of range"),
+        (["--end-id", str(2**64)], "--end-id 18446744073709551616 is out of range"),
+        (["--tournament-id", str(2**64)], "--tournament-id 18446744073709551616 is out"),
+        (["--shard", f"0/{2**64}"], "--shard 18446744073709551616 is out of range"),
+        (["--batch-size", str(2**64)], "--batch-size 18446744073709551616 must be from 1"),
+        (["--start-id", "5", "--end-id", "2"], "the range is empty"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    assert main(["backfill", "--dry-run", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_a_real_run_never_creates_a_catalog(
+    env: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped catalog URL must not become a new empty catalog reported as "0 found"."""
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    typo = tmp_path / "typo.db"
+    assert main(["backfill", "--catalog", f"sqlite:///{typo}"]) == 1
+    assert "does not exist (run `certstore catalog import` first)" in capsys.readouterr().err
+    assert not typo.exists()
+
+
 def test_errors_exit_1_and_s3_down_is_one_line(
     env: dict[str, Any],
     tmp_path: Path,

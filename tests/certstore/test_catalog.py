@@ -144,7 +144,7 @@ def test_version_1_catalog_is_migrated_and_reimport_records_md5(
                 },
             )
     engine.dispose()
-    with pytest.raises(SchemaError, match="open it once read-write"):
+    with pytest.raises(SchemaError, match="a real backfill upgrades it"):
         Catalog(catalog_url, create=False)
     with Catalog(catalog_url) as cat:
         assert cat.schema_version == SCHEMA_VERSION == 2
@@ -276,6 +276,13 @@ def test_tournament_rules(catalog: Catalog, media_root: Path) -> None:
     assert catalog.find("top.pdf").tournament_id is None  # type: ignore[union-attr]
     by_regex = tournament_rule(r"regex:^(\d+)/")
     assert by_regex is not None and by_regex("12/x.pdf") == 12 and by_regex("x.pdf") is None
+    by_folder = tournament_rule("segment:1")
+    assert by_folder is not None
+    for not_a_whole_number in ("²/a.pdf", "٣/a.pdf", f"{2**63}/a.pdf", "-3/a.pdf"):
+        assert by_folder(not_a_whole_number) is None, not_a_whole_number
+    assert by_folder(f"{2**63 - 1}/a.pdf") == 2**63 - 1
+    with pytest.raises(ConfigError, match=r"--tournament-id \d+ is out of range"):
+        import_tree(catalog, media_root, tournament_id=2**64)
     for bad in ("segment:0", "segment:x", "regex:(", "regex:abc", "column:3"):
         with pytest.raises(ConfigError, match="--tournament-id-from"):
             tournament_rule(bad)

@@ -64,10 +64,10 @@ def site_settings() -> Settings:
     return storage_config({}, where="settings").settings
 
 
-def site_catalog(settings: Settings, *, create: bool = False) -> Any:
+def site_catalog(settings: Settings, *, write: bool = False) -> Any:
     """The catalog over the site's certificate model (``settings.CERTSTORE_CATALOG``).
 
-    ``create`` is ignored: the site's migrations own the table.
+    ``write`` needs nothing more: the site's migrations own the table.
     """
     from certstore.contrib.django.catalog import DjangoCatalog
 
