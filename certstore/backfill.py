@@ -252,7 +252,7 @@ class Backfill:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.catalog = catalog
         self.media_root = Path(media_root)
@@ -264,7 +264,8 @@ class Backfill:
         self.stop = stop or threading.Event()
         self.clock = clock
         self.now = now
-        self.sleep = sleep
+        # The pause between retry rounds ends early when a stop is requested.
+        self.sleep = sleep or self.stop.wait
 
     def _pending_rows(self, options: BackfillOptions) -> Iterator[CertificateRecord]:
         """Pending rows after the position, keyset batches, honouring limit and stop."""
@@ -406,6 +407,7 @@ class Backfill:
         rows: dict[int, CertificateRecord] = {}
         invalid: list[CertificateRecord] = []
         retry: list[UploadItem] = []
+        not_sent: list[UploadItem] = []
         # An engine may pull items on its own thread (obstore drives them from its event
         # loop), so everything items() shares with the result loop is guarded by ``lock``.
         lock = threading.Lock()
@@ -423,6 +425,15 @@ class Backfill:
                         continue
                     rows[row.id] = row
                 yield UploadItem(row.key, path, row.sha256, row.size, token=row.id, md5=row.md5)
+
+        def until_stopped(batch: list[UploadItem]) -> Iterator[UploadItem]:
+            """A retry round's items, handed out one by one until a stop is requested (the
+            engine pulls them as slots free up); the rest are reported as not retried."""
+            for index, item in enumerate(batch):
+                if self.stop.is_set():
+                    not_sent.extend(batch[index:])
+                    return
+                yield item
 
         def report_invalid() -> None:
             with lock:
@@ -497,12 +508,14 @@ class Backfill:
                     break
                 flush()
                 self.sleep(options.retry_backoff * round_number)
+                if self.stop.is_set():
+                    break
                 again, retry[:] = list(retry), []
                 logger.info("BACKFILL retry round %d: %d object(s)", round_number, len(again))
-                consume(again, round_number == options.retry_rounds)
+                consume(until_stopped(again), round_number == options.retry_rounds)
         finally:
             report_invalid()
-            for item in retry:
+            for item in retry + not_sent:
                 row = rows.pop(int(item.token))  # type: ignore[call-overload]
                 self._fail(summary, row, "s3_error", "not retried: the run was stopped")
                 watermark.finish(row.id, False)

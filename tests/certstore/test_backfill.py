@@ -337,6 +337,61 @@ def test_persistent_errors_are_retried_in_rounds_then_reported(
     assert summary.last_id == row.id - 1
 
 
+class StopInRetryRound:
+    """An uploader that requests a stop right after handing out the first object of the
+    first retry round (the engine pulls items one by one as slots free up)."""
+
+    def __init__(self, inner: Any, stop: threading.Event) -> None:
+        self.inner, self.stop, self.calls = inner, stop, 0
+
+    def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
+        self.calls += 1
+        call = self.calls
+
+        def watched() -> Any:
+            for handed, item in enumerate(items, 1):
+                yield item
+                if call == 2 and handed == 1:
+                    self.stop.set()
+
+        return self.inner.upload(watched(), verify_method=verify_method)
+
+
+def test_a_stop_during_a_retry_round_hands_out_nothing_more(
+    settings: Settings, catalog: Catalog, media_root: Path, s3_faults: Any
+) -> None:
+    files = write_dataset(media_root, 8)
+    import_tree(catalog, media_root)
+    victims = sorted(k for k in files if files[k])[:4]
+    client = build_client(settings)
+    s3_faults.attach(client)
+    for victim in victims:
+        s3_faults.inject("InternalError", "PutObject", key=f"{PREFIX}{victim}")
+    stop = threading.Event()
+    uploader = StopInRetryRound(
+        make_uploader(settings, engine="boto3", client=client, workers=1), stop
+    )
+    summary = run(catalog, media_root, uploader, stop=stop)
+    assert summary.interrupted and uploader.calls == 2
+    attempts = sorted(s3_faults.attempts("PutObject", key=f"{PREFIX}{v}") for v in victims)
+    assert attempts == [3, 3, 3, 6], "one retried (botocore's 3 attempts), three not sent"
+    assert summary.errors == Counter({"s3_error": 4})
+    not_retried = [d for d in summary.error_details if "not retried" in d["detail"]]
+    assert len(not_retried) == 3
+    assert summary.migrated == len(files) - 4
+    assert all(not catalog.find(v).migrated for v in victims)  # type: ignore[union-attr]
+
+
+def test_the_pause_between_retry_rounds_ends_on_a_stop(catalog: Catalog, tmp_path: Path) -> None:
+    stop = threading.Event()
+    engine = Backfill(catalog, tmp_path, stop=stop)
+    stop.set()
+    pause = threading.Thread(target=engine.sleep, args=(3600,), daemon=True)
+    pause.start()
+    pause.join(timeout=30)
+    assert not pause.is_alive(), "an hour's pause did not end when the stop was requested"
+
+
 def test_s3_down_reports_errors_and_marks_nothing(
     settings: Settings, catalog: Catalog, media_root: Path
 ) -> None:
