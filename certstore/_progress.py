@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
@@ -55,7 +56,12 @@ def format_eta(seconds: float | None) -> str:
 
 
 class LineProgress:
-    """One ``BACKFILL progress`` line every ``interval`` seconds (and a last one at the end)."""
+    """One ``BACKFILL progress`` line every ``interval`` seconds (and a last one at the end).
+
+    With ``heartbeat``, a line also comes when nothing finishes for an interval (S3 down, a
+    long retry, a huge file), ending ``(waiting: nothing finished for 2m)``: a log that goes
+    quiet for minutes looks like a hung process to the operator watching it.
+    """
 
     def __init__(
         self,
@@ -64,19 +70,40 @@ class LineProgress:
         label: str = "BACKFILL",
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        heartbeat: bool = False,
     ) -> None:
         self.emit = emit or (lambda line: logger.info("%s", line))
         self.label = label
         self.interval = interval
         self.clock = clock
+        self.heartbeat = heartbeat
         self.total = 0
         self.done = 0
         self._started = 0.0
         self._last = 0.0
+        self._last_done = 0.0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def start(self, total: int) -> None:
         self.total = total
-        self._started = self._last = self.clock()
+        self._started = self._last = self._last_done = self.clock()
+        if self.heartbeat and self.interval > 0:
+            self._beat = threading.Thread(
+                target=self._beat_while_waiting, name="certstore-progress", daemon=True
+            )
+            self._beat.start()
+
+    def _beat_while_waiting(self) -> None:
+        while not self._closed.wait(self.interval):
+            with self._lock:
+                now = self.clock()
+                if now - self._last < self.interval:
+                    continue
+                self._last = now
+                waited = now - self._last_done
+                self.emit(f"{self.line()} (waiting: nothing finished for {format_eta(waited)})")
 
     def line(self) -> str:
         """The current progress line."""
@@ -90,14 +117,20 @@ class LineProgress:
         )
 
     def advance(self, items: int = 1, nbytes: int = 0) -> None:
-        self.done += items
-        now = self.clock()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.emit(self.line())
+        with self._lock:
+            self.done += items
+            now = self._last_done = self.clock()
+            if now - self._last >= self.interval:
+                self._last = now
+                self.emit(self.line())
 
     def close(self) -> None:
-        self.emit(self.line())
+        self._closed.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        with self._lock:
+            self.emit(self.line())
 
 
 class RichProgress:
@@ -148,4 +181,4 @@ def progress_for(
     """A bar when ``stream`` is a terminal, else periodic lines through ``emit``."""
     if stream.isatty():
         return RichProgress(label.lower(), stream)
-    return LineProgress(emit, label=label, interval=interval)
+    return LineProgress(emit, label=label, interval=interval, heartbeat=True)

@@ -310,6 +310,27 @@ def test_progress_lines_have_rate_and_eta() -> None:
     assert format_eta(None) == "?"
 
 
+def test_progress_keeps_talking_while_nothing_finishes() -> None:
+    """S3 down, objects retried: without a heartbeat the log went silent for minutes."""
+    import time
+
+    lines: list[str] = []
+    progress = LineProgress(lines.append, interval=0.02, heartbeat=True)
+    progress.start(5)
+    for _ in range(500):  # bounded: at most ~5 s
+        if len(lines) >= 2:
+            break
+        time.sleep(0.01)
+    assert len(lines) >= 2
+    assert lines[0].startswith("BACKFILL progress 0/5 (0.0%)")
+    assert "(waiting: nothing finished for " in lines[0]
+    progress.close()
+    closed_with = len(lines)
+    assert "waiting" not in lines[-1]
+    time.sleep(0.1)
+    assert len(lines) == closed_with, "no heartbeat after close"
+
+
 def test_cli_subprocess_through_fault_proxy_migrates_everything(
     s3_fault_proxy: Any, tmp_path: Path, media_root: Path
 ) -> None:
