@@ -49,6 +49,7 @@ from certstore._transfer_common import (
     read_whole,
 )
 from certstore._transfer_types import (
+    REASON_INVALID_KEY,
     REASON_LOCAL_MISSING,
     REASON_S3_ERROR,
     REASON_VERIFY_FAILED,
@@ -362,7 +363,7 @@ class ObstoreUploader:
         try:
             object_key = join_prefix(self.prefix, item.key)
         except InvalidKeyError as err:
-            return failure(item, REASON_S3_ERROR, f"not a valid S3 key: {err}")
+            return failure(item, REASON_INVALID_KEY, f"not a valid S3 key: {err}")
         try:
             if item.size > min(self.multipart_threshold, READ_WHOLE_LIMIT):
                 check_size(item, local_size(item))

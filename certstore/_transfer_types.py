@@ -16,7 +16,16 @@ REASON_LOCAL_MISSING = "local_missing"
 REASON_LOCAL_CHANGED = "local_changed"
 REASON_S3_ERROR = "s3_error"
 REASON_VERIFY_FAILED = "verify_failed"
-REASONS = (REASON_LOCAL_MISSING, REASON_LOCAL_CHANGED, REASON_S3_ERROR, REASON_VERIFY_FAILED)
+#: The key is not a valid S3 object key under the prefix (too long with it): no request is
+#: made, and retrying cannot help.
+REASON_INVALID_KEY = "invalid_key"
+REASONS = (
+    REASON_LOCAL_MISSING,
+    REASON_LOCAL_CHANGED,
+    REASON_S3_ERROR,
+    REASON_VERIFY_FAILED,
+    REASON_INVALID_KEY,
+)
 
 #: What proved a copy good.
 VERIFIED_ETAG_MD5 = "etag-md5"

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from certstore._progress import NullProgress, Progress
+from certstore._transfer_common import LocalFileProblem, check_sha256, check_size, local_size
 from certstore.catalog import (
     Catalog,
     CertificateRecord,
@@ -48,7 +49,6 @@ from certstore.keys import MediaRoot
 from certstore.metrics import Metrics
 from certstore.resume import ResumeToken
 from certstore.transfer import (
-    REASON_LOCAL_CHANGED,
     REASON_LOCAL_MISSING,
     Uploader,
     UploadItem,
@@ -372,28 +372,25 @@ class Backfill:
         return last_seen
 
     def _check_local(self, row: CertificateRecord, verify_hash: bool) -> tuple[str | None, str]:
+        """The dry run's verdict on a row's local file, in the words (and with the checks) of
+        the real run's engines, so a dry run predicts the real run's reasons."""
         path = self._path(row)
         if path is None:
             return REASON_LOCAL_MISSING, f"key {row.key!r} resolves outside the media root"
+        item = UploadItem(row.key, path, row.sha256, row.size)
         try:
-            size = path.stat().st_size
-        except OSError as err:
-            return REASON_LOCAL_MISSING, f"local file {path} does not exist ({err.strerror})"
-        if size != row.size:
-            return REASON_LOCAL_CHANGED, f"size {size} bytes, catalog says {row.size}"
-        if verify_hash:
-            digest = hashlib.sha256()
-            try:
-                with open(path, "rb") as handle:
-                    while chunk := handle.read(1024 * 1024):
-                        digest.update(chunk)
-            except OSError as err:
-                return REASON_LOCAL_MISSING, f"local file {path} cannot be read ({err})"
-            if digest.hexdigest() != row.sha256:
-                return (
-                    REASON_LOCAL_CHANGED,
-                    f"sha256 {digest.hexdigest()}, catalog says {row.sha256}",
-                )
+            check_size(item, local_size(item))
+            if verify_hash:
+                digest = hashlib.sha256()
+                try:
+                    with open(path, "rb") as handle:
+                        while chunk := handle.read(1024 * 1024):
+                            digest.update(chunk)
+                except OSError as err:
+                    return REASON_LOCAL_MISSING, f"local file {path} cannot be read: {err}"
+                check_sha256(item, digest.hexdigest())
+        except LocalFileProblem as problem:
+            return str(problem.reason), str(problem)
         return None, ""
 
     def _real_run(self, options: BackfillOptions, summary: BackfillSummary) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from certstore._transfer_common import DEFAULT_PART_SIZE
 from certstore._transfer_types import (
     EXISTING_MODES,
+    REASON_INVALID_KEY,
     REASON_LOCAL_CHANGED,
     REASON_LOCAL_MISSING,
     REASON_S3_ERROR,
@@ -53,6 +54,7 @@ __all__ = [
     "ENGINES",
     "EXISTING_MODES",
     "REASONS",
+    "REASON_INVALID_KEY",
     "REASON_LOCAL_CHANGED",
     "REASON_LOCAL_MISSING",
     "REASON_S3_ERROR",

@@ -29,7 +29,7 @@ from pathlib import Path
 from certstore.catalog._records import check_sql_int, whole_number
 from certstore.catalog._store import Catalog, NewCertificate
 from certstore.errors import ConfigError, InvalidKeyError
-from certstore.keys import normalize_key
+from certstore.keys import join_prefix, normalize_key
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +178,13 @@ def import_tree(
     tournament_from: TournamentRule | None = None,
     update_changed: bool = False,
     batch_size: int = 500,
+    key_prefix: str = "",
 ) -> ImportReport:
-    """Record every file under ``root`` in ``catalog`` (see the module docstring)."""
+    """Record every file under ``root`` in ``catalog`` (see the module docstring).
+
+    ``key_prefix`` is the bucket prefix the keys will be uploaded under: a key too long with
+    it is not importable (it could never be uploaded).
+    """
     base = Path(root)
     if not base.is_dir():
         raise ConfigError(f"{str(base)!r} is not a folder", variable="DIR", value=str(base))
@@ -229,6 +234,7 @@ def import_tree(
         report.scanned += 1
         try:
             key = normalize_key(rel)
+            join_prefix(key_prefix, key)
         except InvalidKeyError as err:
             report.invalid += 1
             if len(report.invalid_details) < MAX_DETAILS:

@@ -67,7 +67,8 @@ def import_command(
         raise ConfigError(
             "use --tournament-id or --tournament-id-from, not both", variable="--tournament-id"
         )
-    root = directory or Settings.from_env().media_root
+    settings = Settings.from_env()
+    root = directory or settings.media_root
     with _catalog(catalog_url) as catalog:
         report = import_tree(
             catalog,
@@ -76,6 +77,7 @@ def import_command(
             tournament_from=tournament_rule(tournament_from),
             update_changed=update_changed,
             batch_size=batch_size,
+            key_prefix=settings.key_prefix,
         )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))

@@ -228,6 +228,40 @@ def test_dry_run_touches_nothing(
     assert fast.errors == Counter({"local_missing": missing})
 
 
+@pytest.mark.parametrize("engine", ["boto3", "obstore"])
+def test_dry_run_predicts_the_real_runs_reasons(
+    settings: Settings, catalog: Catalog, media_root: Path, engine: str
+) -> None:
+    """A folder where a file was, a missing file, a changed one: the dry run names each with
+    the reason and words the real run then reports."""
+    if engine == "obstore":
+        pytest.importorskip("obstore")
+    files = write_dataset(media_root, 12)
+    import_tree(catalog, media_root)
+    keys = sorted(k for k in files if files[k])
+    folder = media_root.joinpath(*keys[0].split("/"))
+    folder.unlink()
+    folder.mkdir()
+    media_root.joinpath(*keys[1].split("/")).unlink()
+    media_root.joinpath(*keys[2].split("/")).write_bytes(b"y" * len(files[keys[2]]))
+
+    def reasons(summary: Any) -> dict[str, tuple[str, str]]:
+        return {
+            d["key"]: (d["reason"], d["detail"].split(":")[0])
+            for d in summary.error_details
+            if d["key"] in keys[:3]
+        }
+
+    dry = run(catalog, media_root, None, dry_run=True)
+    real = run(catalog, media_root, make_uploader(settings, engine=engine))
+    assert reasons(dry) == reasons(real)
+    assert reasons(dry)[keys[0]][0] == "local_missing"
+    assert "not a regular file" in next(
+        d["detail"] for d in dry.error_details if d["key"] == keys[0]
+    )
+    assert [reasons(dry)[k][0] for k in keys[1:3]] == ["local_missing", "local_changed"]
+
+
 def test_local_problems_are_errors_never_migrated(
     settings: Settings, http_client: Any, catalog: Catalog, media_root: Path
 ) -> None:

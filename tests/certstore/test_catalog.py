@@ -268,6 +268,18 @@ def test_changed_file_is_reported_not_overwritten(catalog: Catalog, media_root: 
     assert checkpoint is not None and checkpoint.last_id == row.id - 1
 
 
+def test_a_key_too_long_with_the_prefix_is_not_importable(
+    catalog: Catalog, media_root: Path
+) -> None:
+    folder = media_root.joinpath(*["d" * 200] * 4)
+    folder.mkdir(parents=True)
+    (folder / ("x" * 216 + ".pdf")).write_bytes(b"%PDF")  # a 1,024-byte key
+    assert import_tree(catalog, media_root, key_prefix="certificates/").invalid == 1
+    assert catalog.stats().total == 0
+    report = import_tree(catalog, media_root)
+    assert report.invalid == 0 and report.added == 1
+
+
 def test_tournament_rules(catalog: Catalog, media_root: Path) -> None:
     _tree(media_root)
     import_tree(catalog, media_root, tournament_from=tournament_rule("segment:1"))

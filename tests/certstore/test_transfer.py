@@ -408,9 +408,17 @@ def test_persistent_503s_end_in_an_s3_error(
 
 
 def test_invalid_key_is_reported_not_raised(uploader: Any, media_root: Path) -> None:
-    item = replace(_item(media_root, "ok.pdf", b"k"), key="../escape.pdf")
-    result = _run(uploader, [item])["../escape.pdf"]
-    assert result.reason == "s3_error" and "not a valid S3 key" in result.detail
+    """A key that is not valid (or too long once the prefix is added) is its own reason, not
+    an S3 error: no request is made, and the backfill does not retry it."""
+    long_key = "d/" * 300 + "x" * 420 + ".pdf"  # 1,024 bytes; 1,037 with "certificates/"
+    items = [
+        replace(_item(media_root, "ok.pdf", b"k"), key="../escape.pdf"),
+        replace(_item(media_root, "ok.pdf", b"k"), key=long_key),
+    ]
+    results = _run(uploader, items)
+    for key in ("../escape.pdf", long_key):
+        assert results[key].reason == "invalid_key" and "not a valid S3 key" in results[key].detail
+    assert "with the prefix" in results[long_key].detail
 
 
 def test_obstore_engine_refuses_a_running_event_loop(settings: Settings) -> None:
