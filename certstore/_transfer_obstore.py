@@ -329,7 +329,8 @@ class ObstoreUploader:
             first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
             if code and code.group(1) == "NoSuchBucket":
                 raise BucketNotFoundError(
-                    f"bucket {self.bucket!r} does not exist ({first})", **context
+                    f"bucket {self.bucket!r} does not exist (S3 answered NoSuchBucket)",
+                    **context,
                 ) from err
             if status is None and not code:
                 raise EndpointUnreachableError(

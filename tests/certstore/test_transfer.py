@@ -546,8 +546,10 @@ def test_check_bucket_tells_missing_bucket_and_dead_endpoint(
         engine=engine,
     )
     try:
-        with pytest.raises(BucketNotFoundError, match="no-such-bucket-x"):
+        with pytest.raises(BucketNotFoundError, match="no-such-bucket-x") as info:
             missing.check_bucket()
+        message = str(info.value)
+        assert "<" not in message and "http" not in message, "one clean line, no XML or URL"
         with pytest.raises(EndpointUnreachableError):
             dead.check_bucket()
     finally:
