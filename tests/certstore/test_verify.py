@@ -261,6 +261,20 @@ def test_threshold_decides_the_status(migrated: dict[str, Any]) -> None:
     assert validate(*args, sample_rate=1.0, seed=1, threshold_percent=2.0).status == "FAIL"
 
 
+@pytest.fixture
+def cli_env(
+    migrated: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    settings: Settings,
+) -> None:
+    """The environment the CLI reads, pointing at the migrated data set."""
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
+    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
+    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
+
+
 def test_sample_is_seeded_and_never_empty(tmp_path: Path) -> None:
     with Catalog(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
         assert list(iter_sample(catalog, 0.5, 1)) == []
@@ -301,16 +315,11 @@ def test_bad_sample_rates(rate: float) -> None:
 
 def test_cli_validate_report_repair_and_gates(
     migrated: dict[str, Any],
+    cli_env: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    moto_endpoint: str,
-    settings: Settings,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
-    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
-    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
     output = tmp_path / "artifacts" / "backfill_report.json"
     assert main(["validate", "--sample-rate", "1", "--seed", "9", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
@@ -336,16 +345,11 @@ def test_cli_validate_report_repair_and_gates(
 
 def test_cli_refuses_an_output_it_cannot_write_before_checking(
     migrated: dict[str, Any],
+    cli_env: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    moto_endpoint: str,
-    settings: Settings,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
-    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
-    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
     monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
     key = _victim(migrated["files"])
     migrated["s3"].delete(key)
@@ -361,15 +365,11 @@ def test_cli_refuses_an_output_it_cannot_write_before_checking(
 
 def test_cli_validate_names_a_missing_media_root_or_bucket_once(
     migrated: dict[str, Any],
+    cli_env: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    moto_endpoint: str,
-    settings: Settings,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", settings.bucket or "")
-    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
     monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
     key = _victim(migrated["files"])
     migrated["s3"].delete(key)
@@ -380,7 +380,6 @@ def test_cli_validate_names_a_missing_media_root_or_bucket_once(
     row = migrated["catalog"].find(key)
     assert row is not None and row.migrated, "an unmounted volume clears no mark"
 
-    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
     monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", "no-such-bucket-here")
     assert main(["validate", "--sample-rate", "1"]) == 1
     err = capsys.readouterr().err

@@ -20,6 +20,7 @@ migrated_catalog_url = test_verify.migrated_catalog_url
 migrated = test_verify.migrated
 _corrupt = test_verify._corrupt
 _victim = test_verify._victim
+cli_env = test_verify.cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -137,16 +138,11 @@ def test_every_object_is_checked_against_its_verified_etag_from_the_listing(
 
 def test_cli_exit_codes_and_report(
     migrated: dict[str, Any],
+    cli_env: None,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    moto_endpoint: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     s3 = migrated["s3"]
-    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", s3.bucket)
-    monkeypatch.setenv("CERTSTORE_CATALOG_URL", migrated["url"])
-    monkeypatch.setenv("CERTSTORE_MEDIA_ROOT", str(migrated["root"]))
     output = tmp_path / "consistency.json"
     assert main(["check-consistency", "--seed", "3", "--output", str(output)]) == 0
     assert json.loads(output.read_text())["status"] == "PASS"
