@@ -106,7 +106,8 @@ def test_dry_run_does_not_create_a_missing_catalog(
     tmp_path: Path, media_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "never.db"
-    assert main(["backfill", "--dry-run", "--catalog", f"sqlite:///{path}"]) == 1
+    args = ["--media-root", str(media_root), "--catalog", f"sqlite:///{path}"]
+    assert main(["backfill", "--dry-run", *args]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not path.exists()
 
