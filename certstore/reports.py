@@ -152,9 +152,11 @@ def validation_text(run: Any) -> str:
     passes = [run.first] + ([run.second] if run.second is not None else [])
     for number, report in enumerate(passes, 1):
         label = f"pass {number}: " if len(passes) > 1 else ""
+        rechecked = report.rechecked
+        again = f" (+{rechecked} the repair cleared, checked again)" if rechecked else ""
         lines.append(
             f"{label}{report.status}: {report.mismatches} mismatch(es) in "
-            f"{report.total_sampled} sampled of {report.population} migrated "
+            f"{report.total_sampled} sampled of {report.population} migrated{again} "
             f"({report.mismatch_rate_percent:.3f}%, threshold "
             f"{report.threshold_percent}%), seed {report.seed}"
         )

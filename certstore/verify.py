@@ -204,6 +204,8 @@ class ValidationReport:
     prefix: str
     population: int = 0
     total_sampled: int = 0
+    #: Of ``total_sampled``: rows no longer migrated, checked because a repair cleared them.
+    rechecked: int = 0
     mismatches: int = 0
     mismatch_details: list[Mismatch] = field(default_factory=list)
     by_reason: dict[str, int] = field(default_factory=dict)
@@ -261,6 +263,7 @@ class ValidationReport:
             "by_reason": dict(sorted(self.by_reason.items())),
             "mismatch_details": [m.as_dict() for m in self.mismatch_details],
             "population_migrated": self.population,
+            "rechecked_after_repair": self.rechecked,
             "sample_rate": self.sample_rate,
             "seed": self.seed,
             "bucket": self.bucket,
@@ -306,7 +309,7 @@ def validate(
     counter: dict[str, int] = {}
     sample = itertools.chain(
         iter_sample(catalog, sample_rate, seed, selection=selection, counter=counter),
-        _unmigrated_rows(catalog, recheck),
+        _unmigrated_rows(catalog, recheck, report),
     )
 
     def check(row: CertificateRecord) -> Mismatch | None:
@@ -327,10 +330,13 @@ def validate(
     return report
 
 
-def _unmigrated_rows(catalog: Catalog, ids: Iterable[int]) -> Iterator[CertificateRecord]:
+def _unmigrated_rows(
+    catalog: Catalog, ids: Iterable[int], report: ValidationReport
+) -> Iterator[CertificateRecord]:
     for row_id in ids:
         row = catalog.get(row_id)
         if row is not None and not row.migrated:
+            report.rechecked += 1
             yield row
 
 

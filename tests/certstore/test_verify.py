@@ -214,6 +214,11 @@ def test_unrepairable_object_stays_in_the_second_pass_and_its_gauge(
     assert gauge[-1] == pytest.approx(100 / len(files))
     report = run.as_dict()
     assert report["mismatch_rate_percent"] > 0 and report["status"] == "FAIL"
+    assert run.second.rechecked == report["rechecked_after_repair"] == 1
+    assert run.second.population == len(files) - 1
+    from certstore.reports import validation_text
+
+    assert "(+1 the repair cleared, checked again)" in validation_text(run)
 
 
 def test_repair_reaches_mismatches_past_the_detail_limit(
