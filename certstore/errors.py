@@ -67,6 +67,11 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The object does not exist on the backend that was asked."""
 
 
+class KeyConflictError(StorageError):
+    """The key collides with what the media root already holds under another kind: a folder
+    where the certificate would go, or a file where one of its folders would go."""
+
+
 class S3Error(StorageError):
     """S3 answered with an error, or could not be reached, after botocore's retries.
 

@@ -17,22 +17,29 @@ from certstore.errors import InvalidKeyError
 
 #: S3's own limit on a key, in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
+#: The longest file or folder name the local filesystems in use take (NAME_MAX), in bytes: a
+#: key the media root cannot hold is refused here, not by an ``OSError`` deep in a write.
+MAX_SEGMENT_BYTES = 255
 
-
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+#: NUL, the other C0 and C1 control characters, DEL, and backslash.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 
 
 def _reject(key: object, reason: str, detail: str) -> InvalidKeyError:
     return InvalidKeyError(f"invalid key {key!r}: {detail}", key=key, reason=reason)
 
 
-def normalize_key(key: str, *, max_bytes: int = MAX_KEY_BYTES) -> str:
+def normalize_key(
+    key: str, *, max_bytes: int = MAX_KEY_BYTES, max_segment_bytes: int | None = MAX_SEGMENT_BYTES
+) -> str:
     """Return the canonical form of ``key`` or raise :class:`InvalidKeyError`.
 
     Canonical means: empty and ``.`` segments dropped (``a//./b`` is ``a/b``). Anything that
     could be read as a different location is refused rather than repaired: ``..`` segments,
     absolute paths, drive letters, backslashes (a separator on Windows), NUL and other control
-    characters, and keys longer than ``max_bytes`` UTF-8 bytes.
+    characters (C0, DEL and C1), keys longer than ``max_bytes`` UTF-8 bytes, and file or folder
+    names longer than ``max_segment_bytes`` (None: not checked, for a name that is about to be
+    shortened).
     """
     if not isinstance(key, str):
         raise _reject(key, "type", f"expected a string, got {type(key).__name__}")
@@ -66,6 +73,16 @@ def normalize_key(key: str, *, max_bytes: int = MAX_KEY_BYTES) -> str:
         raise _reject(key, "encoding", "is not valid Unicode (lone surrogate)") from err
     if size > max_bytes:
         raise _reject(key, "too_long", f"is {size} UTF-8 bytes; the limit is {max_bytes}")
+    if max_segment_bytes is not None and size > max_segment_bytes:
+        for segment in segments:
+            length = len(segment.encode("utf-8"))
+            if length > max_segment_bytes:
+                raise _reject(
+                    key,
+                    "segment_too_long",
+                    f"has a name of {length} UTF-8 bytes; a file or folder name is at most "
+                    f"{max_segment_bytes}",
+                )
     return canonical
 
 

@@ -19,6 +19,7 @@ makes no S3 call at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,13 @@ from typing import Any, BinaryIO
 from certstore.backends.base import Content, SavedObject, StorageBackend
 from certstore.backends.local import LocalBackend
 from certstore.config import Flags, FlagSource, Settings
-from certstore.errors import ConfigError, ObjectNotFoundError, S3Error, S3ObjectNotFoundError
+from certstore.errors import (
+    ConfigError,
+    EndpointUnreachableError,
+    ObjectNotFoundError,
+    S3Error,
+    S3ObjectNotFoundError,
+)
 from certstore.keys import normalize_key
 from certstore.metrics import Metrics, default_metrics
 
@@ -142,30 +149,80 @@ class CertificateStorage:
         if ratio is not None:
             self.metrics.set("cert.local.free_ratio", ratio)
 
+    def _canonical_for_write(self, key: str) -> str:
+        """The key rules, plus S3's length limit with the key prefix when S3 is configured, in
+        every phase: a certificate written locally under a key S3 cannot hold could never be
+        migrated."""
+        canonical = normalize_key(key)
+        object_key = getattr(self.s3, "object_key", None)
+        if object_key is not None:
+            object_key(canonical)
+        return canonical
+
+    def _write_lock(self, key: str) -> Any:
+        lock = getattr(self.local, "lock", None)
+        return lock(key) if lock is not None else contextlib.nullcontext()
+
     def save(self, key: str, content: Content, *, content_type: str | None = None) -> str:
         """Store ``content`` under ``key``; returns the canonical key.
 
         Outside phase 3 the local write is authoritative (its failure raises) and the S3 copy
-        is a shadow made from the bytes just written locally.
+        is a shadow made from the bytes just written locally. Both happen under the key's write
+        lock, so concurrent writers of one key leave S3 with the same version as the local file.
+        A shadow write that fails removes the S3 copy it could not replace: a stale copy would
+        otherwise be served in phase 2 instead of the new local file.
         """
-        canonical = normalize_key(key)
+        canonical = self._canonical_for_write(key)
         flags = self.flags()
         if flags.s3_only:
             self._s3_save(canonical, content, content_type, raise_errors=True)
             return canonical
-        saved = self._local().save(canonical, content, content_type=content_type)
-        self._report_free_space()
-        if flags.dual_write:
-            if isinstance(content, bytes | bytearray | memoryview):
-                self._s3_save(
-                    canonical, content, content_type, raise_errors=False, sha256=saved.sha256
-                )
-            else:  # a stream is spent: the shadow copy is made from what was just written
-                with self._local().open(canonical) as written:
-                    self._s3_save(
-                        canonical, written, content_type, raise_errors=False, sha256=saved.sha256
+        with self._write_lock(canonical):
+            saved = self._local().save(canonical, content, content_type=content_type)
+            self._report_free_space()
+            if flags.dual_write:
+                if isinstance(content, bytes | bytearray | memoryview):
+                    shadow = self._s3_save(
+                        canonical, content, content_type, raise_errors=False, sha256=saved.sha256
                     )
+                else:  # a stream is spent: the shadow copy is made from what was just written
+                    with self._local().open(canonical) as written:
+                        shadow = self._s3_save(
+                            canonical,
+                            written,
+                            content_type,
+                            raise_errors=False,
+                            sha256=saved.sha256,
+                        )
+                if isinstance(shadow, S3Error):
+                    self._drop_stale_shadow(canonical, shadow)
         return canonical
+
+    def _drop_stale_shadow(self, key: str, failure: S3Error) -> None:
+        """Delete the S3 copy a failed shadow write left behind (best effort, counted).
+
+        Not when S3 could not be reached at all: the delete would fail the same way, after the
+        same retries, doubling the save's latency for every user during an outage. The runbook's
+        recovery (``catalog import``, which lists the files changed meanwhile) covers that case.
+        """
+        if isinstance(failure, EndpointUnreachableError):
+            logger.warning(
+                "S3 copy of %r may be stale: S3 was unreachable when it was replaced", key
+            )
+            return
+        self.metrics.inc("cert.s3.delete", key=key)
+        try:
+            self._s3().delete(key)
+        except S3Error as err:
+            self.metrics.inc(
+                "cert.s3.delete.fail", labels={"error": _code(err)}, key=key, detail=str(err)
+            )
+            logger.error(
+                "S3 copy of %r may be stale: its update failed and so did deleting it (%s); "
+                "phase 2 may serve the old content until the backfill or a repair replaces it",
+                key,
+                err,
+            )
 
     def _s3_save(
         self,
@@ -175,7 +232,8 @@ class CertificateStorage:
         *,
         raise_errors: bool,
         sha256: str | None = None,
-    ) -> SavedObject | None:
+    ) -> SavedObject | S3Error:
+        """The S3 save; with ``raise_errors`` false its failure is counted and returned."""
         backend = self._s3()
         self.metrics.inc("cert.s3.save", key=key)
         try:
@@ -187,7 +245,7 @@ class CertificateStorage:
             )
             if raise_errors:
                 raise
-            return None
+            return err
 
     def _read(
         self,
@@ -337,6 +395,10 @@ class CertificateStorage:
                 self.metrics.inc("cert.s3.delete.fail", labels={"error": _code(err)}, key=canonical)
                 raise
             return
+        with self._write_lock(canonical):
+            self._delete_both(canonical, flags)
+
+    def _delete_both(self, canonical: str, flags: Flags) -> None:
         self._local().delete(canonical)
         if flags.dual_write or flags.read_primary:
             backend = self._s3()

@@ -14,18 +14,32 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
 from certstore.backends.base import Content, ObjectInfo, SavedObject
-from certstore.errors import ObjectNotFoundError, StorageError
+from certstore.errors import InvalidKeyError, KeyConflictError, ObjectNotFoundError, StorageError
 from certstore.keys import normalize_key, resolve_under
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the in-process lock below still serializes threads
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+#: The folder under the media root that holds the write locks (hidden: ``catalog import``
+#: skips it); no certificate key may start with it.
+LOCKS_DIR = ".certstore-locks"
+#: Keys are spread over this many lock files: bounded on disk, and two unrelated keys wait
+#: for each other only when they land on the same one (1 in 256).
+LOCK_STRIPES = 256
+_THREAD_LOCKS = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
 
 def iter_chunks(content: Content, chunk_size: int = CHUNK):  # type: ignore[no-untyped-def]
@@ -58,7 +72,45 @@ class LocalBackend:
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (checked to be inside the root)."""
-        return resolve_under(self.root, key)
+        canonical = normalize_key(key)
+        if canonical.split("/", 1)[0] == LOCKS_DIR:
+            raise InvalidKeyError(
+                f"invalid key {key!r}: {LOCKS_DIR}/ is reserved for certstore's write locks",
+                key=key,
+                reason="reserved",
+            )
+        return resolve_under(self.root, canonical)
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold the write lock of ``key``: threads and processes on this host that write or
+        delete the same key take turns (an advisory ``flock`` on one of
+        :data:`LOCK_STRIPES` files under :data:`LOCKS_DIR`).
+
+        Why: the router writes the local file and then its S3 shadow; two writers of one key
+        interleaving those steps would leave S3 holding the other writer's bytes.
+        """
+        self.path(key)  # a key that may not be written here takes no lock (and creates nothing)
+        stripe = hashlib.sha256(normalize_key(key).encode("utf-8")).digest()[0] % LOCK_STRIPES
+        with _THREAD_LOCKS[stripe]:
+            if fcntl is None:
+                yield
+                return
+            folder = self.root / LOCKS_DIR
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(folder / f"{stripe:02x}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise StorageError(
+                    f"cannot take the write lock for {key!r} under {folder}: {err}",
+                    key=key,
+                    backend=self.name,
+                ) from err
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     def save(
         self,
@@ -70,9 +122,21 @@ class LocalBackend:
     ) -> SavedObject:
         canonical = normalize_key(key)
         target = self.path(canonical)
+        if target.is_dir():
+            raise KeyConflictError(
+                f"cannot write {canonical!r}: a folder of that name exists under {self.root}",
+                key=canonical,
+                backend=self.name,
+            )
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise KeyConflictError(
+                f"cannot write {canonical!r}: one of its folders is a file under {self.root}",
+                key=canonical,
+                backend=self.name,
+            ) from err
         except OSError as err:
             raise StorageError(
                 f"cannot write {canonical!r} under {self.root}: {err}",

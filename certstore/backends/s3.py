@@ -16,6 +16,7 @@ import io
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from certstore.config import Settings
 from certstore.errors import (
     BucketNotFoundError,
     EndpointUnreachableError,
+    InvalidKeyError,
     S3Error,
     S3ObjectNotFoundError,
 )
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from certstore.metrics import Metrics
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: How long a bucket found to exist is trusted before a HeadObject 404 checks it again.
+BUCKET_RECHECK_SECONDS = 60.0
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 
@@ -203,6 +207,7 @@ class S3Backend:
         self.url_expiry = url_expiry
         self.send_checksum = send_checksum
         self.metrics = metrics
+        self._bucket_confirmed_at = float("-inf")
 
     @classmethod
     def from_settings(
@@ -228,6 +233,35 @@ class S3Backend:
         if len(full) * 4 > MAX_KEY_BYTES and len(full.encode("utf-8")) > MAX_KEY_BYTES:
             return join_prefix(self.prefix, canonical)  # raises with the reason
         return full
+
+    def _existing_key(self, canonical: str) -> str:
+        """The S3 key to read or delete ``canonical`` at. A key too long with the prefix names
+        no object S3 could hold, so reading it is "no such object" (the router then falls back
+        to the local copy), not a key error after the fact; only a write refuses it."""
+        try:
+            return self._object_key(canonical)
+        except InvalidKeyError as err:
+            raise S3ObjectNotFoundError(
+                f"no S3 object can exist for {canonical!r}: {err}",
+                key=canonical,
+                bucket=self.bucket,
+                code="InvalidKey",
+            ) from err
+
+    def _confirm_bucket(self) -> None:
+        """After a bodiless 404 from HeadObject, which S3 sends for a missing key and for a
+        missing bucket alike: check the bucket (at most once a minute) so that a deleted or
+        mistyped bucket is an error, not "every certificate is missing"."""
+        now = time.monotonic()
+        if now - self._bucket_confirmed_at < BUCKET_RECHECK_SECONDS:
+            return
+        try:
+            self.check_bucket()
+        except BucketNotFoundError:
+            raise
+        except S3Error:
+            return  # cannot tell (denied, throttled): report the object as missing
+        self._bucket_confirmed_at = now
 
     def _call(self, operation: str, key: str | None, **params: Any) -> Any:
         method = getattr(self.client, _SNAKE[operation])
@@ -308,16 +342,19 @@ class S3Backend:
     def open(self, key: str) -> BinaryIO:
         canonical = normalize_key(key)
         response = self._call(
-            "GetObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical)
+            "GetObject", canonical, Bucket=self.bucket, Key=self._existing_key(canonical)
         )
         reader = _BodyReader(response["Body"], bucket=self.bucket, key=canonical)
         return io.BufferedReader(reader, buffer_size=256 * 1024)  # type: ignore[return-value]
 
     def info(self, key: str) -> ObjectInfo:
         canonical = normalize_key(key)
-        response = self._call(
-            "HeadObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical)
-        )
+        object_key = self._existing_key(canonical)
+        try:
+            response = self._call("HeadObject", canonical, Bucket=self.bucket, Key=object_key)
+        except S3ObjectNotFoundError:
+            self._confirm_bucket()
+            raise
         modified = response.get("LastModified") or datetime.now(UTC)
         return ObjectInfo(
             canonical,
@@ -337,7 +374,7 @@ class S3Backend:
 
     def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
         canonical = normalize_key(key)
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._object_key(canonical)}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._existing_key(canonical)}
         if download_name:
             params["ResponseContentDisposition"] = content_disposition(download_name)
         try:
@@ -357,7 +394,11 @@ class S3Backend:
 
     def delete(self, key: str) -> None:
         canonical = normalize_key(key)
-        self._call("DeleteObject", canonical, Bucket=self.bucket, Key=self._object_key(canonical))
+        try:
+            object_key = self._existing_key(canonical)
+        except S3ObjectNotFoundError:
+            return  # no object can exist under it: nothing to delete
+        self._call("DeleteObject", canonical, Bucket=self.bucket, Key=object_key)
 
     def check_bucket(self) -> None:
         """Raise :class:`BucketNotFoundError` or :class:`EndpointUnreachableError` early."""

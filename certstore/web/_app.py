@@ -7,7 +7,9 @@ files are streamed in chunks; the event loop only moves bytes. Routes:
 ``GET|HEAD /certificates/{key}``         302 to a presigned S3 URL when reads go to S3 and S3
                                          holds the object; otherwise the local file (200);
                                          404 when nobody has it
-``PUT /certificates/{key}``              save through the router; bearer token required
+``PUT /certificates/{key}``              save through the router; bearer token required;
+                                         201, or 400 (bad key or body), 401/403, 409 (the key
+                                         collides with a folder), 413, 503 (S3 needed and down)
 ``GET /urls/{key}``                      JSON ``{key, url, source}``: the URL a download would
                                          use, without following it
 ``GET /healthz``                         200/503 with one JSON entry per check
@@ -47,6 +49,7 @@ from certstore.errors import (
     CertstoreError,
     ConfigError,
     InvalidKeyError,
+    KeyConflictError,
     ObjectNotFoundError,
     S3Error,
 )
@@ -266,6 +269,9 @@ class CertificateService:
         except (S3Error, ConfigError) as err:
             logger.warning("download failed: %s", err)
             return _error(503, "storage_unavailable", "the certificate store is unavailable")
+        except CertstoreError as err:
+            logger.error("download of %r failed: %s", request.path_params.get("key"), err)
+            return _error(500, "storage_error", "the certificate could not be read")
         if target.url is not None:
             logger.debug("download %r: redirect to S3", key)
             return _redirect(target.url)
@@ -297,6 +303,9 @@ class CertificateService:
         except (S3Error, ConfigError) as err:
             logger.warning("url failed: %s", err)
             return _error(503, "storage_unavailable", "the certificate store is unavailable")
+        except CertstoreError as err:
+            logger.error("url of %r failed: %s", request.path_params.get("key"), err)
+            return _error(500, "storage_error", "the certificate could not be read")
         if target.url is not None:
             body = {"key": key, "url": target.url, "source": "s3"}
         else:
@@ -346,6 +355,14 @@ class CertificateService:
             except (S3Error, ConfigError) as err:
                 logger.warning("upload of %r failed: %s", key, err)
                 return _error(503, "storage_unavailable", "the certificate store is unavailable")
+            except KeyConflictError as err:
+                logger.info("upload of %r refused: %s", key, err)
+                return _error(
+                    409,
+                    "key_conflict",
+                    f"{key!r} collides with a folder of that name, or one of its folders is a "
+                    "certificate",
+                )
             except CertstoreError as err:
                 logger.error("upload of %r failed: %s", key, err)
                 return _error(500, "storage_error", "the certificate could not be stored")

@@ -32,6 +32,10 @@ from certstore.keys import (
         ("a\x00b.pdf", "nul"),
         ("a\nb.pdf", "control"),
         ("a\x7fb.pdf", "control"),
+        ("c1/a\x85b.pdf", "control"),
+        ("c1/a\x9b31m.pdf", "control"),
+        ("x" * 256 + ".pdf", "segment_too_long"),
+        ("ok/" + "é" * 128 + "/a.pdf", "segment_too_long"),
         ("folder/", "folder"),
         ("./.", "empty"),
         ("x" * (MAX_KEY_BYTES + 1), "too_long"),
@@ -56,7 +60,9 @@ def test_bad_keys_are_rejected_with_their_reason(key: object, reason: str) -> No
         ("./2024/cert.pdf", "2024/cert.pdf"),
         ("Curaçao/東京/Δ.pdf", "Curaçao/東京/Δ.pdf"),
         ("..hidden.pdf", "..hidden.pdf"),
-        ("x" * MAX_KEY_BYTES, "x" * MAX_KEY_BYTES),
+        ("/".join(["x" * 200] * 5) + "/" + "y" * 19, "/".join(["x" * 200] * 5) + "/" + "y" * 19),
+        ("x" * 251 + ".pdf", "x" * 251 + ".pdf"),
+        ("a/\xa0nbsp.pdf", "a/\xa0nbsp.pdf"),
     ],
 )
 def test_good_keys_normalise(key: str, canonical: str) -> None:
@@ -64,7 +70,7 @@ def test_good_keys_normalise(key: str, canonical: str) -> None:
 
 
 def test_prefix_counts_towards_the_s3_limit() -> None:
-    key = "x" * (MAX_KEY_BYTES - 5)
+    key = "/".join(["x" * 200] * 5) + "/" + "y" * 14  # 1,019 bytes
     assert normalize_key(key) == key
     with pytest.raises(InvalidKeyError) as info:
         join_prefix("certificates/", key)

@@ -237,3 +237,32 @@ def test_unreachable_endpoint_is_a_clear_error(
         backend.check_bucket()
     assert "unreachable" in str(info.value)
     assert info.value.bucket == "bucket"
+
+
+def test_a_failed_shadow_overwrite_drops_the_stale_s3_copy(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter, media_root: Path, http_client: Any
+) -> None:
+    """v1 is in S3; the save of v2 reaches S3 but fails: phase 2 must serve v2 (the local,
+    authoritative copy), not the v1 the failed write left behind."""
+    storage = storage_for(dual_write=True, read_primary=True)
+    storage.save("same.pdf", b"%PDF v1")
+    faults.add("PutObject", status=503, code="SlowDown")
+    storage.save("same.pdf", b"%PDF v2 longer")
+    faults.faults.clear()
+    assert (media_root / "same.pdf").read_bytes() == b"%PDF v2 longer"
+    assert not _s3_has(http_client, storage.s3.bucket, "same.pdf", faults)
+    assert storage.read("same.pdf") == b"%PDF v2 longer"
+    assert storage.size("same.pdf") == len(b"%PDF v2 longer")
+    assert recorder.count("cert.s3.read.fallback", reason="missing") == 2
+
+
+def test_a_stale_copy_that_cannot_be_dropped_is_counted(
+    storage_for: Any, faults: Any, recorder: RecordingEmitter, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = storage_for(dual_write=True)
+    storage.save("same.pdf", b"%PDF v1")
+    faults.add("PutObject", status=503, code="SlowDown")
+    faults.add("DeleteObject", status=503, code="SlowDown")
+    storage.save("same.pdf", b"%PDF v2")
+    assert recorder.count("cert.s3.delete.fail", error="SlowDown") == 1
+    assert "may be stale" in caplog.text

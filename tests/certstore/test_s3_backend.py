@@ -78,6 +78,25 @@ def test_missing_bucket_is_a_clear_error(http_client: Any) -> None:
     assert "no-such-bucket-here" in str(info.value)
     with pytest.raises(BucketNotFoundError):
         backend.save("a.pdf", b"x")
+    # HeadObject's 404 has no body, so a missing bucket looks like a missing key: the backend
+    # checks the bucket before saying "no such object".
+    for call in (backend.exists, backend.info):
+        with pytest.raises(BucketNotFoundError):
+            call("a.pdf")
+
+
+def test_a_key_s3_cannot_hold_reads_as_missing_and_is_refused_for_writes(
+    http_client: Any, http_bucket: str
+) -> None:
+    backend = S3Backend(http_client, http_bucket, prefix="certificates/")
+    key = "/".join(["d" * 200] * 5) + "/" + "y" * 14  # 1,019 bytes; 1,032 with the prefix
+    assert backend.exists(key) is False
+    for call in (backend.open, backend.info, backend.url):
+        with pytest.raises(S3ObjectNotFoundError, match="no S3 object can exist"):
+            call(key)
+    backend.delete(key)
+    with pytest.raises(InvalidKeyError, match="with the prefix"):
+        backend.save(key, b"x")
 
 
 def test_bad_keys_never_reach_s3(backend: S3Backend) -> None:

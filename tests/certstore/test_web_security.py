@@ -257,3 +257,18 @@ def test_redact_filter_rewrites_access_log_arguments_in_place() -> None:
     assert RedactFilter().filter(record) is True
     assert isinstance(record.args, tuple) and len(record.args) == 5
     assert record.getMessage() == '127.0.0.1:5 - "GET /c/a?X-Amz-Signature=REDACTED HTTP/1.1" 200'
+
+
+def test_a_key_that_collides_with_a_folder_or_a_file_is_409(client: AsgiClient) -> None:
+    folder = client.put("/certificates/folder", content=b"%PDF", headers=AUTH)
+    assert folder.status_code == 409 and folder.json()["error"] == "key_conflict"
+    under_a_file = client.put("/certificates/inside.pdf/sub.pdf", content=b"%PDF", headers=AUTH)
+    assert under_a_file.status_code == 409
+    assert "media" not in under_a_file.json()["detail"], "no server path in the answer"
+
+
+def test_long_names_and_reserved_names_are_400(client: AsgiClient, media_root: Path) -> None:
+    for path in ("/certificates/" + "x" * 300 + ".pdf", "/certificates/.certstore-locks/00.lock"):
+        for response in (client.get(path), client.put(path, content=b"%PDF", headers=AUTH)):
+            assert response.status_code == 400, (path, response.status_code)
+            assert response.json()["error"] == "invalid_key"

@@ -36,7 +36,7 @@ from django.utils.functional import LazyObject, empty
 
 from certstore.contrib.django.settings import StorageConfig, storage_alias, storage_config
 from certstore.errors import ConfigError, InvalidKeyError
-from certstore.keys import normalize_key
+from certstore.keys import MAX_SEGMENT_BYTES, normalize_key
 from certstore.metrics import Metrics
 from certstore.storage import CertificateStorage
 
@@ -104,10 +104,16 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
         """Whether saving under a taken name replaces the old file (django-storages' option)."""
         return self.config.file_overwrite
 
-    def key(self, name: str) -> str:
-        """The certstore key for a Django name, or ``SuspiciousFileOperation`` saying why not."""
+    def key(self, name: str, *, to_be_shortened: bool = False) -> str:
+        """The certstore key for a Django name, or ``SuspiciousFileOperation`` saying why not.
+
+        ``to_be_shortened``: a file name longer than a filesystem takes is let through, because
+        ``get_available_name`` is about to shorten it to the field's ``max_length``; the name
+        actually written is checked in full by ``_save``.
+        """
+        limit = None if to_be_shortened else MAX_SEGMENT_BYTES
         try:
-            return normalize_key(str(name))
+            return normalize_key(str(name), max_segment_bytes=limit)
         except InvalidKeyError as err:
             raise SuspiciousFileOperation(f"certificate name rejected: {err}") from err
 
@@ -213,7 +219,7 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
         ``SuspiciousFileOperation`` says so when nothing of the stem is left.
         """
         name = str(name).replace("\\", "/")
-        self.key(name)
+        self.key(name, to_be_shortened=max_length is not None)
         dir_name, file_name = os.path.split(name)
         if ".." in pathlib.PurePath(dir_name).parts:
             raise SuspiciousFileOperation(f"Detected path traversal attempt in '{dir_name}'")
@@ -254,8 +260,13 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
         return os.path.join(dir_name, file_root + file_ext)
 
     def generate_filename(self, filename: str) -> str:
-        """Django's name rules, then certstore's key rules (canonical form returned)."""
-        return self.key(super().generate_filename(filename))
+        """Django's name rules, then certstore's key rules (canonical form returned).
+
+        A file name longer than a filesystem allows passes here: Django's
+        ``get_available_name`` shortens it to the field's ``max_length`` next, and ``_save``
+        checks every rule again on the name that is actually written.
+        """
+        return self.key(super().generate_filename(filename), to_be_shortened=True)
 
 
 def _resolve_certificate_storage() -> Storage:
