@@ -421,7 +421,7 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
         ) from err
     try:
         if text_path.endswith(".json") or raw.lstrip().startswith(b"{"):
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicates)
         else:
             import tomllib  # only when a flag file is TOML: every process imports this module
 
@@ -441,6 +441,7 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
     if set(data) == {"flags"} and isinstance(data["flags"], dict):
         data = data["flags"]
     values: dict[str, bool] = {}
+    given_as: dict[str, str] = {}
     for name, value in data.items():
         option = _FLAG_BY_NAME.get(name)
         if option is None:
@@ -450,8 +451,26 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
                 variable=variable,
                 value=text_path,
             )
+        if option.variable in given_as:
+            raise ConfigError(
+                f"{variable}={text_path!r}: {option.variable} is set twice (as "
+                f"{given_as[option.variable]!r} and {name!r}); keep one",
+                variable=variable,
+                value=text_path,
+            )
+        given_as[option.variable] = name
         values[option.variable] = parse_bool(f"{option.variable} in {text_path}", value)
     return values
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (``json`` would keep the last of two silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"key {key!r} appears twice")
+        data[key] = value
+    return data
 
 
 _FLAGS_FILES = _FlagsFileCache()

@@ -8,6 +8,7 @@ import time
 import click
 
 from certstore import config
+from certstore.errors import ConfigError
 
 
 def _table(rows: list[config.Resolved]) -> str:
@@ -76,11 +77,21 @@ def flags_command(as_json: bool, watch: bool, interval: float, duration: float) 
     last = flags
     click.echo(f"watching: {_flags_line(last)}")
     deadline = time.monotonic() + duration
+    problem: str | None = None
     while time.monotonic() < deadline:
         time.sleep(interval)
-        current = source.current()
-        if current != last:
-            click.echo(f"changed: {_flags_line(current)}")
+        try:
+            current = source.current()
+        except ConfigError as err:
+            # Every process reading the file now fails its operations with this error: say
+            # so once, and keep watching for the fix.
+            if str(err) != problem:
+                problem = str(err)
+                click.echo(f"invalid: {problem}", err=True)
+            continue
+        if problem is not None or current != last:
+            click.echo(f"{'fixed' if problem is not None else 'changed'}: {_flags_line(current)}")
+            problem = None
             last = current
 
 

@@ -130,6 +130,17 @@ def test_flags_watch_sees_a_flags_file_edit_without_restart(tmp_path: Path) -> N
         changed = process.stdout.readline()
         assert changed.startswith("changed:"), changed
         assert "read_primary=false" in changed and "phase='1 shadow'" in changed
+        # A typo is reported and the watch goes on: the fix is the next line it prints.
+        flags_file.write_text("CERT_S3_DUAL_WRITE = maybe\n")
+        os.utime(flags_file, (stamp + 5, stamp + 5))
+        assert process.stderr is not None
+        invalid = process.stderr.readline()
+        assert invalid.startswith("invalid: ") and "CERTSTORE_FLAGS_FILE" in invalid, invalid
+        flags_file.write_text("CERT_S3_DUAL_WRITE = false\n")
+        os.utime(flags_file, (stamp + 10, stamp + 10))
+        fixed = process.stdout.readline()
+        assert fixed.startswith("fixed:") and "dual_write=false" in fixed, fixed
+        assert process.poll() is None, "still watching"
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -115,6 +115,9 @@ def test_json_flags_file(tmp_path: Path) -> None:
         ("this is = = not toml", "neither valid TOML nor valid JSON"),
         ("[1, 2]", "neither valid TOML nor valid JSON"),
         ('{"flags": [1]}', "unknown flag 'flags'"),
+        ('{"CERT_S3_ONLY": true, "CERT_S3_ONLY": false}', "key 'CERT_S3_ONLY' appears twice"),
+        ("CERT_S3_ONLY = true\ns3_only = false", "CERT_S3_ONLY is set twice"),
+        ('{"dual_write": true, "CERT_S3_DUAL_WRITE": false}', "CERT_S3_DUAL_WRITE is set twice"),
     ],
 )
 def test_bad_flags_files(tmp_path: Path, content: str, message: str) -> None:
