@@ -12,7 +12,8 @@ files are streamed in chunks; the event loop only moves bytes. Routes:
                                          collides with a folder), 413, 503 (S3 needed and down)
 ``GET /urls/{key}``                      JSON ``{key, url, source}``: the URL a download would
                                          use, without following it
-``GET /healthz``                         200/503 with one JSON entry per check
+``GET /healthz``                         200 ``ok``/``degraded`` (S3 down while local serves),
+                                         503 ``fail``; one JSON entry per check
 ``GET /metrics``                         the metric catalog in Prometheus text format
 =======================================  =====================================================
 
@@ -384,7 +385,7 @@ class CertificateService:
         )
 
     async def healthz(self, request: Request) -> Response:
-        """GET /healthz: 200 when every check passes, 503 otherwise."""
+        """GET /healthz: 200 while the service can serve (``ok`` or ``degraded``), else 503."""
         health, phase = await self.health.run()
         return JSONResponse(
             health.as_json(phase),

@@ -1,5 +1,10 @@
 """``GET /healthz``: is the local media root usable, and can S3 be reached?
 
+503 only when the service cannot do its job: the local media root outside phase 3, S3 in
+phase 3. In phases 1 and 2 an unreachable S3 is ``"degraded"`` with 200: every request is still
+served from the local copy (the runbook calls such an outage harmless to users), and a load
+balancer that took every instance out for it would turn it into a full outage.
+
 The S3 probe is one HeadBucket, run in a worker thread under a deadline: a hung endpoint makes
 the probe answer "unhealthy" after ``timeout`` seconds instead of hanging the health check
 (load balancers give up after a few seconds and would mark the whole instance dead for a slow
@@ -30,15 +35,24 @@ class Health:
     """The outcome: overall status and one entry per check."""
 
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Checks whose failure does not stop the service (S3 while local is authoritative).
+    optional: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
-        return all(check["ok"] for check in self.checks.values())
+        """True when every check the service needs passed (it can serve: HTTP 200)."""
+        return all(check["ok"] for name, check in self.checks.items() if name not in self.optional)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``degraded`` (serving, but an optional check failed) or ``fail``."""
+        if not self.ok:
+            return "fail"
+        return "ok" if all(check["ok"] for check in self.checks.values()) else "degraded"
 
     def as_json(self, phase: str) -> dict[str, Any]:
         """The response body."""
-        return {"status": "ok" if self.ok else "fail", "phase": phase, "checks": self.checks}
+        return {"status": self.status, "phase": phase, "checks": self.checks}
 
 
 def check_local(root: str | os.PathLike[str]) -> dict[str, Any]:
@@ -103,4 +117,6 @@ class HealthChecker:
                 health.checks["local"] = check_local(root)
         if flags.s3_in_play:
             health.checks["s3"] = await self._check_s3()
+            if not flags.s3_only:
+                health.optional.add("s3")
         return health, flags.phase

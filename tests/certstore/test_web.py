@@ -230,10 +230,18 @@ def test_healthz_checks_s3_when_in_play(
         LocalBackend(media_root), S3Backend(dead_s3_client(), "b"), flags=Flags(dual_write=True)
     )
     with client_for(down) as client:
+        degraded = client.get("/healthz")
+    # Local is authoritative in phases 1 and 2: S3 down is degraded, still serving (200).
+    assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
+    assert degraded.json()["checks"]["s3"]["ok"] is False
+    assert degraded.json()["checks"]["local"]["ok"] is True
+    needed = CertificateStorage(
+        LocalBackend(media_root), S3Backend(dead_s3_client(), "b"), flags=Flags(s3_only=True)
+    )
+    with client_for(needed) as client:
         bad = client.get("/healthz")
-    assert bad.status_code == 503
-    assert bad.json()["checks"]["s3"]["ok"] is False
-    assert bad.json()["checks"]["local"]["ok"] is True
+    assert bad.status_code == 503 and bad.json()["status"] == "fail"
+    assert set(bad.json()["checks"]) == {"s3"}
 
 
 @pytest.fixture
@@ -264,7 +272,7 @@ def test_healthz_gives_up_on_a_hung_s3_after_its_deadline(
     )
     with client_for(storage, health_timeout=0.2) as client:
         bad = client.get("/healthz")
-    assert bad.status_code == 503
+    assert bad.status_code == 200 and bad.json()["status"] == "degraded"
     assert "did not answer within 0.2 s" in bad.json()["checks"]["s3"]["detail"]
 
 
