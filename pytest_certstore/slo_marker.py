@@ -12,6 +12,7 @@ that long) and in ``error_rate = errors / samples``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -82,9 +83,16 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> SloTarget:
     for key in LATENCY_KEYS:
         if key in kwargs:
             value = kwargs[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise SloMarkerError(
-                    f"@pytest.mark.slo {key}={value!r} must be a number > 0", argument=key
+                    f"@pytest.mark.slo {key}={value!r} must be a finite number > 0 "
+                    "(a NaN or infinite limit could never fail)",
+                    argument=key,
                 )
             latency[key] = float(value)
     error_rate = kwargs.get("error_rate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from slo.errors import BaselineError, ResultsError, SloError, SpecError
+from slo.errors import BaselineError, OutputError, ResultsError, SloError, SpecError
 from slo.evaluate import (
     FAIL,
     NO_DATA,
@@ -45,6 +45,7 @@ __all__ = [
     "GateInputs",
     "Objective",
     "ObjectiveResult",
+    "OutputError",
     "ResultsError",
     "Scenario",
     "SloError",

@@ -1,7 +1,8 @@
 """The ``slo`` command: ``slo gate`` (judge results) and ``slo check`` (validate a spec).
 
 Exit codes: 0 every objective passed, 1 an objective failed or had no data, 2 bad input (a spec,
-results file or baseline that could not be used, or a usage error). A user error prints one
+results file or baseline that could not be used, an output that cannot be written, or a usage
+error). A user error prints one
 line naming the file, objective or field; a traceback means a bug.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-from slo.errors import SloError
+from slo.errors import OutputError, SloError
 from slo.gate import EXIT_BAD_INPUT, EXIT_PASS, GateInputs, exit_code, run_gate, write_outputs
 from slo.report_markdown import append_step_summary
 from slo.report_terminal import render_terminal
@@ -94,13 +97,28 @@ def _gate(args: argparse.Namespace) -> int:
         benchmark=args.benchmark,
         baseline=args.baseline,
     )
+    if args.out_dir:
+        _check_writable_folder(args.out_dir)
     verdict = run_gate(inputs)
     print(render_terminal(verdict), end="")
-    if args.out_dir:
-        written = write_outputs(verdict, args.out_dir, png=not args.no_png)
-        for kind, path in written.items():
-            print(f"slo: wrote {kind}: {path}")
-    summary = append_step_summary(verdict)
+    try:
+        if args.out_dir:
+            written = write_outputs(verdict, args.out_dir, png=not args.no_png)
+            for kind, path in written.items():
+                print(f"slo: wrote {kind}: {path}")
+        summary = append_step_summary(verdict)
+    except OSError as err:
+        raise OutputError(err.strerror or str(err), path=str(err.filename or args.out_dir)) from err
     if summary is not None:
         print(f"slo: appended the summary to {summary}")
     return exit_code(verdict)
+
+
+def _check_writable_folder(folder: str) -> None:
+    """Refuse an ``--out-dir`` that cannot be written before any input is read."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".slo-probe-"):
+            pass
+    except OSError as err:
+        raise OutputError(err.strerror or str(err), path=folder) from err

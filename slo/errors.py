@@ -45,3 +45,11 @@ class BaselineError(SloError, ValueError):
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(f"baseline {path}: {message}", path=path)
+
+
+class OutputError(SloError, OSError):
+    """A report could not be written (``--out-dir``, ``$GITHUB_STEP_SUMMARY``). ``path``
+    names it."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"cannot write {path}: {message}", path=path)

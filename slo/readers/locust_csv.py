@@ -17,6 +17,7 @@ Used when no JSON was kept. The CSV holds only Locust's own pre-computed figures
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from slo.errors import ResultsError
@@ -142,11 +143,14 @@ def _parse_row(raw: dict[str, str | None], line: int, path: str) -> dict[str, ob
             row[key] = None
             continue
         try:
-            row[key] = float(text)
+            value = float(text)
         except ValueError:
+            value = -1.0
+        if not math.isfinite(value) or value < 0:
             raise ResultsError(
-                f"line {line}: column {_COLUMNS[key]!r} is not a number of ms: {text!r}",
+                f"line {line}: column {_COLUMNS[key]!r} is not a number of ms >= 0: {text!r}",
                 path=path,
                 source=SOURCE,
-            ) from None
+            )
+        row[key] = value
     return row

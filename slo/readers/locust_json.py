@@ -20,6 +20,7 @@ a bucket above it (p99 210 ms, max 208.7 ms).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -135,10 +136,15 @@ def _check_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
         raise ResultsError(
             f"{where}: field 'method' must be a string, got {method!r}", path=path, source=SOURCE
         )
-    maximum = entry.get("max_response_time", 0)
-    if maximum is not None and (isinstance(maximum, bool) or not isinstance(maximum, int | float)):
+    maximum = entry.get("max_response_time")
+    if maximum is not None and (
+        isinstance(maximum, bool)
+        or not isinstance(maximum, int | float)
+        or not math.isfinite(maximum)
+        or maximum < 0
+    ):
         raise ResultsError(
-            f"{where}: field 'max_response_time' must be a number, got {maximum!r}",
+            f"{where}: field 'max_response_time' must be a number of ms >= 0, got {maximum!r}",
             path=path,
             source=SOURCE,
         )
@@ -147,11 +153,13 @@ def _check_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
         try:
             bucket = float(key)
         except (TypeError, ValueError):
+            bucket = -1.0
+        if not math.isfinite(bucket) or bucket < 0:
             raise ResultsError(
-                f"{where}: response_times key {key!r} is not a number of ms",
+                f"{where}: response_times key {key!r} is not a number of ms >= 0",
                 path=path,
                 source=SOURCE,
-            ) from None
+            )
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ResultsError(
                 f"{where}: response_times[{key!r}] must be a count >= 0, got {count!r}",
@@ -168,6 +176,10 @@ def _check_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
             path=path,
             source=SOURCE,
         )
+    if maximum is None:
+        # Absent (or null) in a file with timings: the slowest recorded bucket, never 0 ms
+        # (which would pass any max_ms objective without a look at the requests).
+        maximum = max((ms for ms, count in buckets.items() if count), default=0.0)
     return {
         "name": entry["name"],
         "method": method,

@@ -93,8 +93,11 @@ def test_evaluate_verdicts() -> None:
     [
         ((50,), {}, "keyword arguments only"),
         ((), {"p95": 50}, "unknown argument.*p95"),
-        ((), {"p95_ms": -1}, "must be a number > 0"),
-        ((), {"p95_ms": True}, "must be a number > 0"),
+        ((), {"p95_ms": -1}, "must be a finite number > 0"),
+        ((), {"p95_ms": True}, "must be a finite number > 0"),
+        ((), {"p95_ms": float("nan")}, "could never fail"),
+        ((), {"p99_ms": float("inf")}, "could never fail"),
+        ((), {"error_rate": float("nan")}, "fraction from 0 to 1"),
         ((), {"error_rate": 5}, "fraction from 0 to 1"),
         ((), {"p95_ms": 5, "min_samples": 0}, "whole number >= 1"),
         ((), {"min_samples": 5}, "at least one objective"),

@@ -181,6 +181,29 @@ def test_bad_input_exits_2_with_one_line(
     assert "Traceback" not in err
 
 
+def test_an_output_that_cannot_be_written_exits_2_with_one_line(
+    tmp_path: Path,
+    locust_run: LocustRun,
+    coverage_json: Path,
+    benchmark_json: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write_spec(tmp_path, PASSING)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = _gate(spec, locust_run, coverage_json, benchmark_json)
+    assert main([*args, "--out-dir", str(blocker / "sub")]) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert "cannot write" in captured.err and "Traceback" not in captured.err
+    assert "SLO verdict" not in captured.out, "refused before judging anything"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(blocker / "summary.md"))
+    assert main(args) == EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert "SLO verdict: PASS" in captured.out, "the verdict is printed first"
+    assert "cannot write" in captured.err and "Traceback" not in captured.err
+
+
 def test_check_lists_objectives(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     spec = write_spec(tmp_path, PASSING)
     assert main(["check", str(spec)]) == EXIT_PASS

@@ -141,6 +141,16 @@ class TestLocustOnARealRun:
             ' "response_times": {}}]',
             "num_failures 2 exceeds num_requests 1",
         ),
+        (
+            '[{"name": "x", "method": "GET", "num_requests": 1, "num_failures": 0,'
+            ' "response_times": {"-500": 1}}]',
+            "response_times key '-500' is not a number of ms >= 0",
+        ),
+        (
+            '[{"name": "x", "method": "GET", "num_requests": 1, "num_failures": 0,'
+            ' "max_response_time": -1, "response_times": {"5": 1}}]',
+            "'max_response_time' must be a number of ms >= 0",
+        ),
     ],
 )
 def test_malformed_locust_json(tmp_path: Path, content: str, expected: str) -> None:
@@ -165,14 +175,36 @@ def test_malformed_locust_json(tmp_path: Path, content: str, expected: str) -> N
             "GET,x,3,0,1,2,fast,3,4\n",
             "line 2: column '95%' is not a number of ms",
         ),
+        (
+            "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+            "GET,x,3,0,1,2,-50,3,4\n",
+            "line 2: column '95%' is not a number of ms >= 0: '-50'",
+        ),
+        (
+            "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+            "GET,x,3,0,1,2,3,3,nan\n",
+            "column 'Max Response Time' is not a number of ms >= 0",
+        ),
     ],
-    ids=["missing-columns", "bad-count", "bad-percentile"],
+    ids=["missing-columns", "bad-count", "bad-percentile", "negative", "nan"],
 )
 def test_malformed_locust_csv(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "bad_stats.csv"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ResultsError, match=expected):
         read_locust(path)
+
+
+def test_a_locust_entry_without_its_maximum_uses_the_slowest_bucket(tmp_path: Path) -> None:
+    """Absent, the maximum must not read as 0 ms (which passes any max_ms objective)."""
+    path = tmp_path / "nomax.json"
+    path.write_text(
+        '[{"name": "save", "method": "STORAGE", "num_requests": 10, "num_failures": 0,'
+        ' "response_times": {"500": 9, "20": 1}}]',
+        encoding="utf-8",
+    )
+    stats = read_locust(path)
+    assert stats.entries[0]["max_response_time"] == 500.0
 
 
 def test_missing_locust_results_are_an_error(tmp_path: Path) -> None:
