@@ -13,6 +13,7 @@ only when no check failed.
 
 from __future__ import annotations
 
+import math
 import operator
 import tomllib
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from certstore.errors import CertstoreError
+from certstore.errors import CertstoreError, ConfigError
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -31,11 +32,12 @@ NO_GO = "NO-GO"
 FLAG_NAMES = ("dual_write", "read_primary", "backfill_enabled", "s3_only")
 
 
-class ThresholdsError(CertstoreError):
-    """A thresholds file is unreadable or names an unknown threshold."""
+class ThresholdsError(ConfigError):
+    """A thresholds file is unreadable, or holds an unknown or impossible threshold. A usage
+    error (exit 2), so CI can tell a broken thresholds file from a NO-GO (exit 1)."""
 
     def __init__(self, message: str, *, path: str, key: str | None = None) -> None:
-        super().__init__(message, path=path, key=key)
+        CertstoreError.__init__(self, message, path=path, key=key, variable="--thresholds")
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,14 @@ def load_thresholds(path: str | Path) -> Thresholds:
         raise ThresholdsError(
             f"thresholds file {text_path!r} is not valid TOML: {err}", path=text_path
         ) from err
-    values = dict(data.pop("thresholds", {}))
+    table = data.pop("thresholds", {})
+    if not isinstance(table, dict):
+        raise ThresholdsError(
+            f"thresholds file {text_path!r}: 'thresholds' must be a table ([thresholds])",
+            path=text_path,
+            key="thresholds",
+        )
+    values = dict(table)
     flags = data.pop("expected_flags", None)
     values.update(data)
     numeric = {f.name for f in fields(Thresholds)} - {"expected_flags"}
@@ -89,9 +98,20 @@ def load_thresholds(path: str | Path) -> Thresholds:
                 path=text_path,
                 key=key,
             )
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ThresholdsError(
-                f"thresholds file {text_path!r}: {key} = {value!r} must be a number >= 0",
+                f"thresholds file {text_path!r}: {key} = {value!r} must be a finite number >= 0",
+                path=text_path,
+                key=key,
+            )
+        if key.endswith("_percent") and value > 100:
+            raise ThresholdsError(
+                f"thresholds file {text_path!r}: {key} = {value!r} is a percentage: at most 100",
                 path=text_path,
                 key=key,
             )
@@ -116,7 +136,16 @@ def load_thresholds(path: str | Path) -> Thresholds:
                 )
             expected[short] = value
         updates["expected_flags"] = expected
-    return replace(Thresholds(), **updates)
+    thresholds = replace(Thresholds(), **updates)
+    if thresholds.upload_p95_ms > thresholds.upload_p99_ms:
+        raise ThresholdsError(
+            f"thresholds file {text_path!r}: upload_p95_ms {thresholds.upload_p95_ms:g} is above "
+            f"upload_p99_ms {thresholds.upload_p99_ms:g} (a 95th percentile is never above the "
+            "99th)",
+            path=text_path,
+            key="upload_p95_ms",
+        )
+    return thresholds
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_bad_options_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = run_cli(["--real-s3"], capsys)
     assert code == 2 and "--real-s3 needs --bucket" in err
     code, _, err = run_cli(["--thresholds", str(tmp_path / "missing.toml")], capsys)
-    assert code == 1 and "cannot be read" in err
+    assert code == 2 and "cannot be read" in err, "a broken thresholds file is not a NO-GO"
 
 
 def test_real_s3_mode_uses_a_unique_prefix_and_cleans_up(

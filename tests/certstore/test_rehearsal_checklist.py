@@ -155,11 +155,17 @@ def test_a_thresholds_file_overrides_some_values(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("upload_p95 = 40\n", "unknown threshold 'upload_p95'"),
-        ("upload_p95_ms = 'fast'\n", "must be a number"),
-        ("upload_p95_ms = -1\n", "must be a number"),
+        ("upload_p95_ms = 'fast'\n", "must be a finite number"),
+        ("upload_p95_ms = -1\n", "must be a finite number"),
         ("[expected_flags]\nCERT_S3_TURBO = true\n", "CERT_S3_TURBO"),
         ("[expected_flags]\ndual_write = 'no'\n", "dual_write"),
         ("upload_p95_ms = \n", "not valid TOML"),
+        ("upload_p95_ms = nan\n", "must be a finite number"),
+        ("upload_p99_ms = inf\n", "must be a finite number"),
+        ("hash_success_min_percent = 200\n", "a percentage: at most 100"),
+        ("upload_p95_ms = 100\nupload_p99_ms = 50\n", "is above upload_p99_ms"),
+        ("thresholds = 5\n", "'thresholds' must be a table"),
+        ("thresholds = 'ab'\n", "'thresholds' must be a table"),
     ],
 )
 def test_bad_thresholds_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
