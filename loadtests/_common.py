@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import os
 import random
 import socket
@@ -59,8 +60,8 @@ def _rate(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a rate >= 0 (0: no wait), got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite rate >= 0 (0: no wait), got {text!r}")
     return value
 
 

@@ -222,12 +222,12 @@ def _compare(objective: Objective, measured: float, **common: Any) -> ObjectiveR
     if ok:
         return ObjectiveResult(objective, PASS, measured=measured, **common)
     missed = "above" if objective.comparison == "<=" else "below"
+    shown, target = format_pair(objective.kind, measured, objective.target)
     return ObjectiveResult(
         objective,
         FAIL,
         measured=measured,
-        reason=f"{format_value(objective.kind, measured)} is {missed} the target "
-        f"{format_value(objective.kind, objective.target)}",
+        reason=f"{shown} is {missed} the target {target}",
         **common,
     )
 
@@ -276,19 +276,38 @@ def _replace(result: ObjectiveResult, **changes: Any) -> ObjectiveResult:
     return replace(result, **changes)
 
 
-def format_value(kind: str, value: float | None) -> str:
-    """A measured or target value in its unit: ``42.0 ms``, ``0.50 %``, ``91.3 %``."""
+def format_value(kind: str, value: float | None, decimals: int | None = None) -> str:
+    """A measured or target value in its unit: ``42.0 ms``, ``0.50 %``, ``91.3 %``
+    (``decimals`` more when two values must not print alike)."""
     if value is None:
         return "-"
+    value += 0.0  # no "-0.0"
     if kind == "error_rate":
-        return f"{value * 100:.2f} %"
+        return f"{value * 100:.{2 if decimals is None else decimals}f} %"
+    places = 1 if decimals is None else decimals
     if kind.startswith("coverage"):
-        return f"{value:.1f} %"
-    return f"{value:.1f} ms"
+        return f"{value:.{places}f} %"
+    return f"{value:.{places}f} ms"
+
+
+def format_pair(kind: str, measured: float, target: float) -> tuple[str, str]:
+    """Both values with as many decimals as it takes to tell them apart (up to 6), so a miss
+    by 0.01 ms does not read "38.0 ms is above the target 38.0 ms"."""
+    default = 2 if kind == "error_rate" else 1
+    for decimals in range(default, 7):
+        pair = format_value(kind, measured, decimals), format_value(kind, target, decimals)
+        if pair[0] != pair[1] or measured == target:
+            return pair
+    return pair
 
 
 def format_margin(kind: str, margin: float | None) -> str:
-    """A margin with its sign: ``+35.0 ms`` of headroom, ``-100.0 ms`` missed."""
+    """A margin with its sign: ``+35.0 ms`` of headroom, ``-100.0 ms`` missed (never a
+    ``-0.0`` for a miss too small for one decimal)."""
     if margin is None:
         return "-"
-    return ("+" if margin >= 0 else "-") + format_value(kind, abs(margin))
+    scale = 100 if kind == "error_rate" else 1
+    decimals = 2 if kind == "error_rate" else 1
+    while decimals < 6 and margin and round(abs(margin) * scale, decimals) == 0:
+        decimals += 1
+    return ("+" if margin >= 0 else "-") + format_value(kind, abs(margin), decimals)

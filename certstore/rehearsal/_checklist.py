@@ -232,7 +232,10 @@ CHECK_IDS: tuple[str, ...] = tuple(c.id for c in _NUMERIC) + tuple(b[0] for b in
 def _format(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.2f} %" if value < 99.995 or value == 100 else f"{value:.3f} %"
-    return f"{value:.1f} {unit}"
+    decimals = 1
+    while decimals < 6 and value and round(value, decimals) == 0:
+        decimals += 1  # a 0.001 ms threshold is not "<= 0.0 ms"
+    return f"{value:.{decimals}f} {unit}"
 
 
 def _unmeasured(

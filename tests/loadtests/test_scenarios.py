@@ -99,18 +99,25 @@ def test_seeding_with_a_wrong_token_stops_the_run(healthy_service: Service, tmp_
     assert run.requests("GET", "/certificates/[key]") == 0
 
 
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (("--cert-count", "0"), "expected a whole number >= 1"),
+        (("--user-rps", "nan"), "expected a finite rate >= 0"),
+    ],
+)
 def test_custom_arguments_are_validated_and_coexist(
-    healthy_service: Service, tmp_path: Path
+    healthy_service: Service, tmp_path: Path, extra: tuple[str, str], words: str
 ) -> None:
     run = run_locust(
         ["downloads.py"],
         host=healthy_service.base,
         env=healthy_service.env,
         out=tmp_path,
-        extra=("--cert-count", "0"),
+        extra=extra,
     )
     assert run.returncode == 2
-    assert "--cert-count" in run.output and "expected a whole number >= 1" in run.output
+    assert extra[0] in run.output and words in run.output
 
 
 def test_the_whole_folder_runs_every_user_with_every_options_module(

@@ -163,3 +163,34 @@ def test_png_chart(verdict: Verdict, tmp_path: Path) -> None:
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
     assert width >= 600 and height >= 200
+
+
+def test_a_narrow_miss_never_reads_as_equal_values() -> None:
+    """38.05 ms against 38.04 ms is a FAIL; one decimal would print "38.0 is above 38.0" and a
+    margin of "-0.0 ms"."""
+    from slo.evaluate import format_margin, format_pair, format_value
+
+    assert format_pair("p95_ms", 38.05, 38.04) == ("38.05 ms", "38.04 ms")
+    assert format_pair("p95_ms", 42.0, 5000.0) == ("42.0 ms", "5000.0 ms")
+    assert format_pair("error_rate", 0.0051, 0.005) == ("0.51 %", "0.50 %")
+    assert format_margin("p95_ms", -0.01) == "-0.01 ms"
+    assert format_margin("p95_ms", 35.0) == "+35.0 ms"
+    assert format_value("error_rate", -0.0) == "0.00 %"
+    spec = parse_spec(
+        {"scenarios": {"save": {"source": "locust", "name": "save", "p95_ms": 38.04}}}
+    )
+    stats = LocustStats(
+        [
+            {
+                "name": "save",
+                "method": "GET",
+                "num_requests": 100,
+                "num_failures": 0,
+                "response_times": {"38.05": 100},
+                "max_response_time": 38.05,
+            }
+        ],
+        path="stats.json",
+    )
+    result = evaluate(spec, {"locust": stats}).results[0]
+    assert result.status == "FAIL" and "38.05 ms is above the target 38.04 ms" in result.reason
