@@ -348,16 +348,23 @@ def test_cli_validate_report_repair_and_gates(
     assert "--sample-rate" in capsys.readouterr().err
 
 
+@pytest.fixture
+def deleted_victim(migrated: dict[str, Any], cli_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated certificate deleted from S3, with repairs allowed: what --repair would fix."""
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    key = _victim(migrated["files"])
+    migrated["s3"].delete(key)
+    return key
+
+
 def test_cli_refuses_an_output_it_cannot_write_before_checking(
     migrated: dict[str, Any],
-    cli_env: None,
+    deleted_victim: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
-    key = _victim(migrated["files"])
-    migrated["s3"].delete(key)
+    key = deleted_victim
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     for command in (["validate", "--sample-rate", "1", "--repair"], ["check-consistency"]):
@@ -370,14 +377,12 @@ def test_cli_refuses_an_output_it_cannot_write_before_checking(
 
 def test_cli_validate_names_a_missing_media_root_or_bucket_once(
     migrated: dict[str, Any],
-    cli_env: None,
+    deleted_victim: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
-    key = _victim(migrated["files"])
-    migrated["s3"].delete(key)
+    key = deleted_victim
     unmounted = tmp_path / "not-mounted"
     args = ["validate", "--sample-rate", "1", "--repair", "--media-root", str(unmounted)]
     assert main(args) == 2
