@@ -49,6 +49,7 @@ from certstore.keys import MediaRoot
 from certstore.metrics import Metrics
 from certstore.resume import ResumeToken
 from certstore.transfer import (
+    REASON_LOCAL_CHANGED,
     REASON_LOCAL_MISSING,
     Uploader,
     UploadItem,
@@ -405,6 +406,8 @@ class Backfill:
         invalid: list[CertificateRecord] = []
         retry: list[UploadItem] = []
         not_sent: list[UploadItem] = []
+        #: The rows and results behind ``marks`` (undone if the catalog refuses a mark).
+        marked: dict[int, tuple[CertificateRecord, UploadResult]] = {}
         # An engine may pull items on its own thread (obstore drives them from its event
         # loop), so everything items() shares with the result loop is guarded by ``lock``.
         lock = threading.Lock()
@@ -446,6 +449,17 @@ class Backfill:
                 with lock:
                     watermark.finish(bad.id, False)
 
+        stored_checkpoint = self.catalog.load_checkpoint(run_key)
+        # What the catalog holds for this run (compare-and-set), and where this run last
+        # wrote: the rows after it are the ones to check for a concurrent change at the next.
+        stored: list[int | None] = [
+            None if stored_checkpoint is None else stored_checkpoint.last_id
+        ]
+        proven_from = [options.position]
+        #: Set when the catalog kept the checkpoint below the run's position: the resume
+        #: token must not claim more than the catalog does.
+        held_back: list[int | None] = [None]
+
         def flush() -> None:
             nonlocal last_flush
             with lock:
@@ -453,12 +467,33 @@ class Backfill:
             # A run that made no progress leaves an existing checkpoint alone.
             checkpoint = (
                 Checkpoint(run_key, position, filters, self.now())
-                if position > options.position
+                if position > options.position and position != stored[0]
                 else None
             )
             if marks or checkpoint is not None:
-                self.catalog.mark_migrated(marks, checkpoint=checkpoint)
+                outcome = self.catalog.mark_migrated(
+                    marks,
+                    checkpoint=checkpoint,
+                    checkpoint_expected=stored[0],
+                    checked_from=proven_from[0],
+                )
+                for row_id in getattr(outcome, "not_applied", ()):
+                    self._unmark(summary, *marked.pop(row_id))
+                written = getattr(outcome, "checkpoint", None)
+                if checkpoint is not None and written is not None:
+                    held_back[0] = written if written < position else None
+                    if written < position:
+                        logger.warning(
+                            "BACKFILL checkpoint kept at %s, not %s: rows of this run became "
+                            "pending again meanwhile (catalog import --update-changed or "
+                            "validate --repair); --resume will process them",
+                            written,
+                            position,
+                        )
+                    stored[0] = written
+                    proven_from[0] = written
             marks.clear()
+            marked.clear()
             self._publish_counts()
             last_flush = self.clock()
 
@@ -483,6 +518,8 @@ class Backfill:
                     with lock:
                         rows.pop(row.id)
                     self._apply(result, row, summary, marks)
+                    if result.ok:
+                        marked[row.id] = (row, result)
                     with lock:
                         watermark.finish(row.id, result.ok)
                     self.progress.advance(1, result.bytes_sent)
@@ -518,6 +555,8 @@ class Backfill:
                 watermark.finish(row.id, False)
             flush()
         summary.last_id = watermark.value
+        if held_back[0] is not None:
+            summary.last_id = min(summary.last_id, held_back[0])
         return last_seen
 
     def _fail(
@@ -540,7 +579,7 @@ class Backfill:
             self._count(reason)
             return
         when = self.now()
-        marks.append(Mark(row.id, result.etag, when, when))
+        marks.append(Mark(row.id, result.etag, when, when, sha256=row.sha256 or None))
         summary.verified_by[result.verified_by or "unknown"] += 1
         if result.skipped_existing:
             summary.skipped_existing += 1
@@ -549,6 +588,29 @@ class Backfill:
             summary.migrated += 1
             summary.bytes += result.bytes_sent
             self._count(OUTCOME_MIGRATED)
+
+    def _unmark(
+        self, summary: BackfillSummary, row: CertificateRecord, result: UploadResult
+    ) -> None:
+        """A verified copy whose mark the catalog refused: the row's content was re-imported
+        as changed while it uploaded. It stays pending (the next run uploads the new
+        content) and is reported as ``local_changed`` instead of migrated."""
+        summary.verified_by[result.verified_by or "unknown"] -= 1
+        if result.skipped_existing:
+            summary.skipped_existing -= 1
+            self._outcomes[OUTCOME_SKIPPED_EXISTING] -= 1
+        else:
+            summary.migrated -= 1
+            summary.bytes -= result.bytes_sent
+            self._outcomes[OUTCOME_MIGRATED] -= 1
+        self._record_error(
+            summary,
+            row,
+            REASON_LOCAL_CHANGED,
+            "the catalog row changed while it was uploaded (catalog import --update-changed); "
+            "it stays pending and the next run uploads the new content",
+        )
+        self._count(REASON_LOCAL_CHANGED)
 
     def _count(self, outcome: str) -> None:
         self._outcomes[outcome] += 1

@@ -123,12 +123,31 @@ class NewCertificate:
 
 @dataclass(frozen=True)
 class Mark:
-    """Record a verified S3 copy of row ``id``. ``verified_at`` None means "not verified"."""
+    """Record a verified S3 copy of row ``id``. ``verified_at`` None means "not verified".
+
+    ``sha256``: the content the copy was verified against. When given, the mark applies only
+    while the row still records that content: a row whose file was re-imported as changed
+    during the upload (``catalog import --update-changed``) stays pending.
+    """
 
     id: int
     etag: str | None
     migrated_at: datetime
     verified_at: datetime | None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    """What :meth:`Catalog.mark_migrated` wrote.
+
+    ``not_applied``: ids whose row changed content meanwhile (still pending). ``checkpoint``:
+    the position stored for the run after the write; below the one asked for when another
+    process moved it back (rows of the run became pending again), None without a checkpoint.
+    """
+
+    not_applied: list[int]
+    checkpoint: int | None = None
 
 
 @dataclass(frozen=True)

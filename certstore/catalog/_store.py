@@ -21,6 +21,7 @@ from certstore.catalog._records import (
     CertificateRecord,
     Checkpoint,
     Mark,
+    MarkResult,
     NewCertificate,
     Selection,
     _aware,
@@ -346,10 +347,33 @@ class Catalog:
             md5_missing=int(total) - int(with_md5),
         )
 
-    def mark_migrated(self, marks: Sequence[Mark], *, checkpoint: Checkpoint | None = None) -> None:
-        """Record verified S3 copies, and optionally a checkpoint, in one transaction."""
+    def mark_migrated(
+        self,
+        marks: Sequence[Mark],
+        *,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_expected: int | None = None,
+        checked_from: int | None = None,
+    ) -> MarkResult:
+        """Record verified S3 copies, and optionally a checkpoint, in one transaction.
+
+        A mark with ``sha256`` applies only while the row records that content. The
+        checkpoint is written over ``checkpoint_expected`` (what the run last wrote or found;
+        see :func:`_write_checkpoint`) and never past a row of its filters that is pending in
+        ``(checked_from, checkpoint.last_id]`` (the rows the run proved since it last wrote);
+        the result says where it stands.
+        """
+        not_applied: list[int] = []
+        stored: int | None = None
         with self.engine.begin() as conn:
-            if marks:
+            plain = [m for m in marks if m.sha256 is None]
+            checked = [m for m in marks if m.sha256 is not None]
+            for group, condition in (
+                (plain, None),
+                (checked, certificates.c.sha256 == sa.bindparam("b_sha")),
+            ):
+                if not group:
+                    continue
                 stmt = (
                     certificates.update()
                     .where(certificates.c.id == sa.bindparam("b_id"))
@@ -359,6 +383,8 @@ class Catalog:
                         s3_etag=sa.bindparam("b_etag"),
                     )
                 )
+                if condition is not None:
+                    stmt = stmt.where(condition)
                 conn.execute(
                     stmt,
                     [
@@ -367,12 +393,23 @@ class Catalog:
                             "b_migrated": m.migrated_at,
                             "b_verified": m.verified_at,
                             "b_etag": m.etag,
+                            **({"b_sha": m.sha256} if m.sha256 is not None else {}),
                         }
-                        for m in marks
+                        for m in group
                     ],
                 )
+            if checked:
+                not_applied = sorted(
+                    conn.execute(
+                        sa.select(certificates.c.id).where(
+                            certificates.c.id.in_([m.id for m in checked]),
+                            certificates.c.migrated_to_s3_at.is_(None),
+                        )
+                    ).scalars()
+                )
             if checkpoint is not None:
-                _write_checkpoint(conn, checkpoint)
+                stored = _write_checkpoint(conn, checkpoint, checkpoint_expected, checked_from)
+        return MarkResult(not_applied, stored)
 
     def mark_verified(self, ids: Sequence[int], when: datetime | None = None) -> None:
         """Set ``verified_at`` on migrated rows whose S3 copy a validation just proved."""
@@ -400,10 +437,17 @@ class Catalog:
             )
             _lower_checkpoints(conn, min(ids))
 
-    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Insert or update the checkpoint of ``checkpoint.run_key``."""
+    def save_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        expected: int | None = None,
+        checked_from: int | None = None,
+    ) -> int:
+        """Insert or update the checkpoint of ``checkpoint.run_key`` (over ``expected``, see
+        :meth:`mark_migrated`); returns the position stored."""
         with self.engine.begin() as conn:
-            _write_checkpoint(conn, checkpoint)
+            return _write_checkpoint(conn, checkpoint, expected, checked_from)
 
     def load_checkpoint(self, run_key: str) -> Checkpoint | None:
         """The stored checkpoint of ``run_key``, or None."""
@@ -427,18 +471,93 @@ def _lower_checkpoints(conn: sa.Connection, row_id: int) -> None:
     )
 
 
-def _write_checkpoint(conn: sa.Connection, checkpoint: Checkpoint) -> None:
-    """Portable upsert: UPDATE, and INSERT when no row was there."""
+def _write_checkpoint(
+    conn: sa.Connection,
+    checkpoint: Checkpoint,
+    expected: int | None,
+    checked_from: int | None = None,
+) -> int:
+    """Move the run's checkpoint from ``expected`` (None: no row yet) to
+    ``checkpoint.last_id``, but never past a pending row; returns the position stored.
+
+    Why not a plain upsert: ``catalog import --update-changed`` and ``validate --repair`` make
+    rows pending again and move checkpoints back before them. A run writing its in-memory
+    position over that would skip those rows on ``--resume``. So:
+
+    - a checkpoint found *below* ``expected`` was moved back by such a change: it stays;
+    - the position written is capped before the first row of the run's filters that is
+      pending in ``(checked_from, last_id]`` (cleared meanwhile, or a mark that did not apply
+      because the row changed). That range is only what the run proved since its last write,
+      so the check costs what the run's progress does, and it runs after the write, under
+      its lock, so a change committed before it is seen and one committed after it moves the
+      checkpoint back itself.
+    """
+    key = checkpoint.run_key
     values = {
         "last_id": checkpoint.last_id,
         "filters": json.dumps(checkpoint.filters, sort_keys=True),
         "updated_at": checkpoint.updated_at,
     }
-    result = conn.execute(
-        checkpoints.update().where(checkpoints.c.run_key == checkpoint.run_key).values(**values)
-    )
-    if result.rowcount == 0:
-        conn.execute(checkpoints.insert().values(run_key=checkpoint.run_key, **values))
+    written: int | None = None
+    for _attempt in range(3):
+        current = conn.execute(
+            sa.select(checkpoints.c.last_id).where(checkpoints.c.run_key == key)
+        ).scalar()
+        if current is None:
+            if _insert_if_absent(conn, {"run_key": key, **values}):
+                written = checkpoint.last_id
+                break
+            continue  # another process inserted it first: compare again
+        if expected is not None and current < expected:
+            return int(current)  # moved back meanwhile: a row of this run is pending again
+        result = conn.execute(
+            checkpoints.update()
+            .where(checkpoints.c.run_key == key, checkpoints.c.last_id == current)
+            .values(**values)
+        )
+        if result.rowcount == 1:
+            written = checkpoint.last_id
+            break
+    if written is None:
+        stored = conn.execute(
+            sa.select(checkpoints.c.last_id).where(checkpoints.c.run_key == key)
+        ).scalar()
+        return int(stored) if stored is not None else checkpoint.last_id
+    if checked_from is None or checked_from >= written:
+        return written
+    selection = Selection.from_description(checkpoint.filters)
+    first_pending = conn.execute(
+        sa.select(sa.func.min(certificates.c.id)).where(
+            *selection.clauses(),
+            certificates.c.id > checked_from,
+            certificates.c.id <= written,
+            certificates.c.migrated_to_s3_at.is_(None),
+        )
+    ).scalar()
+    if first_pending is None:
+        return written
+    capped = max(int(first_pending) - 1, checked_from)
+    conn.execute(checkpoints.update().where(checkpoints.c.run_key == key).values(last_id=capped))
+    return capped
+
+
+def _insert_if_absent(conn: sa.Connection, row: dict[str, Any]) -> bool:
+    """INSERT the checkpoint row unless its key exists (ON CONFLICT DO NOTHING where the
+    database has it, a savepoint elsewhere); True when this call inserted it."""
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        result = conn.execute(insert(checkpoints).values(**row).on_conflict_do_nothing())
+        return bool(result.rowcount)
+    try:
+        with conn.begin_nested():
+            conn.execute(checkpoints.insert().values(**row))
+    except sa.exc.IntegrityError:
+        return False
+    return True
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

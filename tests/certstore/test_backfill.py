@@ -549,3 +549,61 @@ def test_bad_options_are_config_errors() -> None:
         BackfillOptions(limit=0)
     with pytest.raises(ConfigError, match="--verify-method"):
         BackfillOptions(verify_method="md5")
+
+
+class ChangesDuringTheRun:
+    """An uploader that, as results come back, runs what a concurrent ``catalog import
+    --update-changed`` does for chosen rows: new content on disk and in the catalog."""
+
+    def __init__(self, inner: Any, catalog: Catalog, root: Path, when: dict[int, int]) -> None:
+        #: ``when[n] = row_id``: change that row right after the n-th result (1-based).
+        self.inner, self.catalog, self.root, self.when = inner, catalog, root, when
+        self.seen = 0
+
+    def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
+        for result in self.inner.upload(items, verify_method=verify_method):
+            self.seen += 1
+            row_id = self.when.get(self.seen)
+            if row_id is not None:
+                row = self.catalog.get(row_id)
+                assert row is not None
+                body = b"%PDF changed while the backfill ran " + str(row_id).encode()
+                self.root.joinpath(*row.key.split("/")).write_bytes(body)
+                self.catalog.update_content(
+                    row_id,
+                    size=len(body),
+                    sha256=hashlib.sha256(body).hexdigest(),
+                    md5=hashlib.md5(body).hexdigest(),
+                )
+            yield result
+
+
+def test_rows_changed_while_the_run_uploads_them_stay_pending_and_are_resumed(
+    settings: Settings, http_client: Any, catalog: Catalog, media_root: Path
+) -> None:
+    """Row 5 changes right after its own upload (its mark must not apply: S3 holds the old
+    bytes); row 2 changes after it was marked in an earlier batch (the checkpoint the import
+    moved back must stay back). Neither is skipped by --resume, and the token agrees."""
+    write_dataset(media_root, 20)
+    import_tree(catalog, media_root)
+    inner = make_uploader(settings, engine="boto3", client=http_client, workers=1)
+    uploader = ChangesDuringTheRun(inner, catalog, media_root, {5: 5, 9: 2})
+    summary = run(catalog, media_root, uploader, batch_size=3)
+    assert summary.errors == Counter({"local_changed": 1})
+    assert [d["id"] for d in summary.error_details] == [5]
+    for row_id in (2, 5):
+        row = catalog.get(row_id)
+        assert row is not None and not row.migrated, row_id
+    checkpoint = catalog.load_checkpoint(Selection().fingerprint())
+    assert checkpoint is not None and checkpoint.last_id < 2
+    assert ResumeToken.decode(summary.resume_token).last_id < 2
+
+    resumed = run(catalog, media_root, inner, position=checkpoint.last_id)
+    assert resumed.errors == Counter()
+    for row_id in (2, 5):
+        row = catalog.get(row_id)
+        assert row is not None and row.migrated, row_id
+        body = media_root.joinpath(*row.key.split("/")).read_bytes()
+        stored = http_client.get_object(Bucket=settings.bucket, Key=f"{PREFIX}{row.key}")
+        assert stored["Body"].read() == body, "S3 holds the new content"
+    assert catalog.stats().pending == 0

@@ -485,3 +485,49 @@ def test_read_only_open_never_creates_a_catalog(
         Catalog(f"sqlite:///{path}", create=False)
     Catalog(f"sqlite:///{path}").close()
     assert Catalog(f"sqlite:///{path}", create=False).schema_version == SCHEMA_VERSION
+
+
+def test_two_runs_writing_a_new_checkpoint_at_once_do_not_collide(catalog: Catalog) -> None:
+    """Two processes with the same filters (an operator's mistake) both find no checkpoint
+    and both write one: that must not end in a duplicate-key error."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write(last_id: int) -> None:
+        try:
+            start.wait(timeout=30)
+            catalog.save_checkpoint(Checkpoint("same-filters", last_id, {}, utcnow()))
+        except BaseException as err:
+            errors.append(err)
+
+    for attempt in range(5):
+        threads = [threading.Thread(target=write, args=(attempt * 10 + i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        with catalog.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM checkpoints"))
+
+
+def test_a_checkpoint_moved_back_stays_back(catalog: Catalog) -> None:
+    ids = [catalog.add(f"k{i}.pdf", 1, "a" * 64) for i in range(10)]
+    catalog.mark_migrated([Mark(i, None, utcnow(), utcnow()) for i in ids])
+    run = Checkpoint("run", ids[5], {"tournament_id": None}, utcnow())
+    assert catalog.save_checkpoint(run) == ids[5]
+    catalog.update_content(ids[3], size=2, sha256="b" * 64)  # pending again: moved back
+    later = Checkpoint("run", ids[8], {"tournament_id": None}, utcnow())
+    assert catalog.save_checkpoint(later, expected=ids[5]) == ids[3] - 1
+    assert catalog.load_checkpoint("run").last_id == ids[3] - 1  # type: ignore[union-attr]
+    # From there on the pending row caps every write of the run, until it is migrated.
+    assert catalog.save_checkpoint(later, expected=ids[3] - 1, checked_from=ids[3] - 1) == (
+        ids[3] - 1
+    )
+    stale = Mark(ids[3], None, utcnow(), utcnow(), sha256="a" * 64)
+    assert catalog.mark_migrated([stale]).not_applied == [ids[3]]
+    fresh = Mark(ids[3], None, utcnow(), utcnow(), sha256="b" * 64)
+    assert catalog.mark_migrated([fresh]).not_applied == []
+    assert catalog.save_checkpoint(later, expected=ids[3] - 1, checked_from=ids[3] - 1) == ids[8]

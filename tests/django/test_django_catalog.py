@@ -162,3 +162,26 @@ def test_stats_reads_sizes_without_hashing_files(site, rows, monkeypatch):
     stats = catalog.stats()
     sizes = sum((site.media_root / c.file_pdf.name).stat().st_size for c in rows)
     assert (stats.total, stats.total_bytes, stats.md5_missing) == (len(rows), sizes, len(rows))
+
+
+def test_checkpoints_and_marks_follow_rows_that_change_during_a_run(site, rows):
+    """The same rules as the SQL catalog: a cleared row moves checkpoints back and a run's
+    later write leaves them there; a mark for content the row no longer records is refused."""
+    config = {**SETTINGS, "SHA256_FIELD": "sha256"}
+    catalog = DjangoCatalog.from_settings(media_root=site.media_root, config=config)
+    ids = [c.pk for c in rows]
+    when = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    batch = catalog.next_batch(0, len(ids), state="pending")
+    marks = [Mark(r.id, "etag", when, when, sha256=r.sha256) for r in batch]
+    first = Checkpoint("run", ids[-2], {"tournament_id": None}, when)
+    result = catalog.mark_migrated(marks, checkpoint=first)
+    assert result.not_applied == [] and result.checkpoint == ids[-2]
+    catalog.update_content(ids[1], size=3, sha256="c" * 64)
+    assert catalog.load_checkpoint("run").last_id == ids[1] - 1
+    later = Checkpoint("run", ids[-1], {"tournament_id": None}, when)
+    assert catalog.save_checkpoint(later, expected=ids[-2]) == ids[1] - 1
+    stale = Mark(ids[1], "etag", when, when, sha256=batch[1].sha256)
+    assert catalog.mark_migrated([stale]).not_applied == [ids[1]]
+    assert catalog.save_checkpoint(later, expected=ids[1] - 1, checked_from=ids[1] - 1) == (
+        ids[1] - 1
+    )

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.utils import timezone
 
 from certstore.catalog import (
@@ -35,6 +35,7 @@ from certstore.catalog import (
     CertificateRecord,
     Checkpoint,
     Mark,
+    MarkResult,
     Selection,
     file_digests,
     iter_keyset,
@@ -413,9 +414,20 @@ class DjangoCatalog:
         return found
 
     # -- migration state ----------------------------------------------------------------------
-    def mark_migrated(self, marks: Sequence[Mark], *, checkpoint: Checkpoint | None = None) -> None:
-        """Record verified S3 copies (and the run's checkpoint) in one transaction."""
+    def mark_migrated(
+        self,
+        marks: Sequence[Mark],
+        *,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_expected: int | None = None,
+        checked_from: int | None = None,
+    ) -> MarkResult:
+        """Record verified S3 copies (and the run's checkpoint) in one transaction, with the
+        rules of :meth:`certstore.catalog.Catalog.mark_migrated`: with a ``SHA256_FIELD``, a
+        mark applies only while the row records the content that was uploaded (or none)."""
         f = self.fields
+        checked: list[int] = []
+        stored: int | None = None
         with transaction.atomic(using=self.using):
             manager = self.model._default_manager.using(self.using)
             for mark in marks:
@@ -430,9 +442,25 @@ class DjangoCatalog:
                         values[f.sha256] = digests[0]
                     if f.md5:
                         values[f.md5] = digests[1]
-                manager.filter(pk=mark.id).update(**values)
+                target = manager.filter(pk=mark.id)
+                if f.sha256 and mark.sha256:
+                    target = target.filter(
+                        models.Q(**{f.sha256: mark.sha256}) | models.Q(**{f.sha256: ""})
+                    )
+                    checked.append(mark.id)
+                target.update(**values)
+            not_applied = (
+                sorted(
+                    manager.filter(pk__in=checked, **{f"{f.migrated}__isnull": True}).values_list(
+                        "pk", flat=True
+                    )
+                )
+                if checked
+                else []
+            )
             if checkpoint is not None:
-                self._write_checkpoint(checkpoint)
+                stored = self._write_checkpoint(checkpoint, checkpoint_expected, checked_from)
+        return MarkResult([int(i) for i in not_applied], stored)
 
     def mark_verified(self, ids: Sequence[int], when: datetime | None = None) -> None:
         """Record that a validation just proved these rows' S3 copies (needs VERIFIED_FIELD)."""
@@ -451,7 +479,17 @@ class DjangoCatalog:
             values[self.fields.verified] = None
         if self.fields.etag:
             values[self.fields.etag] = ""
-        self._base().filter(pk__in=list(ids)).update(**values)
+        with transaction.atomic(using=self.using):
+            self._base().filter(pk__in=list(ids)).update(**values)
+            self._lower_checkpoints(min(ids))
+
+    def _lower_checkpoints(self, row_id: int) -> None:
+        """A row became pending again: no checkpoint may claim it is done."""
+        from certstore.contrib.django.models import BackfillCheckpoint
+
+        BackfillCheckpoint.objects.using(self.using).filter(last_id__gte=row_id).update(
+            last_id=row_id - 1, updated_at=_db_time(utcnow())
+        )
 
     def update_content(
         self, row_id: int, *, size: int, sha256: str, md5: str | None = None
@@ -471,22 +509,68 @@ class DjangoCatalog:
         self.clear_migration([row_id])
 
     # -- checkpoints --------------------------------------------------------------------------
-    def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def _write_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        expected: int | None = None,
+        checked_from: int | None = None,
+    ) -> int:
+        """Compare-and-set, never past a pending row: the rules (and the reasons) of
+        ``certstore.catalog._store._write_checkpoint``, in the ORM."""
         from certstore.contrib.django.models import BackfillCheckpoint
 
-        BackfillCheckpoint.objects.using(self.using).update_or_create(
-            run_key=checkpoint.run_key,
-            defaults={
-                "last_id": checkpoint.last_id,
-                "filters": json.dumps(checkpoint.filters, sort_keys=True),
-                "updated_at": _db_time(checkpoint.updated_at),
-            },
+        rows = BackfillCheckpoint.objects.using(self.using)
+        key = checkpoint.run_key
+        values = {
+            "last_id": checkpoint.last_id,
+            "filters": json.dumps(checkpoint.filters, sort_keys=True),
+            "updated_at": _db_time(checkpoint.updated_at),
+        }
+        written: int | None = None
+        for _attempt in range(3):
+            current = rows.filter(run_key=key).values_list("last_id", flat=True).first()
+            if current is None:
+                try:
+                    with transaction.atomic(using=self.using):
+                        rows.create(run_key=key, **values)
+                except IntegrityError:
+                    continue  # another process inserted it first: compare again
+                written = checkpoint.last_id
+                break
+            if expected is not None and current < expected:
+                return int(current)
+            if rows.filter(run_key=key, last_id=current).update(**values) == 1:
+                written = checkpoint.last_id
+                break
+        if written is None:
+            stored = rows.filter(run_key=key).values_list("last_id", flat=True).first()
+            return int(stored) if stored is not None else checkpoint.last_id
+        if checked_from is None or checked_from >= written:
+            return written
+        selection = Selection.from_description(checkpoint.filters)
+        first_pending = (
+            self._filtered(selection, "pending", checked_from, written)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
         )
+        if first_pending is None:
+            return written
+        capped = max(int(first_pending) - 1, checked_from)
+        rows.filter(run_key=key).update(last_id=capped)
+        return capped
 
-    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Insert or update the checkpoint of ``checkpoint.run_key``."""
+    def save_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        expected: int | None = None,
+        checked_from: int | None = None,
+    ) -> int:
+        """Insert or update the checkpoint of ``checkpoint.run_key``; returns the position
+        stored (see :meth:`mark_migrated`)."""
         with transaction.atomic(using=self.using):
-            self._write_checkpoint(checkpoint)
+            return self._write_checkpoint(checkpoint, expected, checked_from)
 
     def load_checkpoint(self, run_key: str) -> Checkpoint | None:
         """The stored checkpoint of ``run_key``, or None."""
