@@ -269,7 +269,10 @@ def judge_put(
     if tag and _PLAIN_MD5.match(tag):
         if tag == md5_hex:
             return VERIFIED_ETAG_MD5, ""
-        return None, f"server ETag {tag} != local MD5 {md5_hex}"
+        return None, (
+            f"server ETag {tag} != expected MD5 {md5_hex} (the MD5 the catalog recorded for "
+            "this content, or the local file's when it recorded none)"
+        )
     if checksum_b64:
         expected = b64_sha256(sha256_hex)
         if str(checksum_b64) == expected:

@@ -153,6 +153,9 @@ def test_bad_options_exit_2(site):
         assert info.value.returncode == 2, args
     with pytest.raises(CommandError, match="--limit"):
         run("--dry-run", "--limit", "0")
+    for interval in ("0", "-5", "nan"):
+        with pytest.raises(CommandError, match="--progress-interval"):
+            run("--dry-run", "--progress-interval", interval)
 
 
 def test_backfill_runs_before_the_storage_is_switched(site, http_client, monkeypatch):

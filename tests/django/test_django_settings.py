@@ -36,6 +36,17 @@ def test_django_storages_setting_names_are_read(monkeypatch):
     assert (settings.media_root, settings.media_url) == ("/srv/media", "/files/")
 
 
+def test_an_empty_aws_location_is_the_bucket_root(monkeypatch):
+    """django-storages' AWS_LOCATION = "" keeps objects at the bucket root: a site switching
+    BACKEND must not start writing under certificates/."""
+    monkeypatch.delenv("AWS_S3_KEY_PREFIX", raising=False)
+    with override_settings(AWS_LOCATION=""):
+        assert storage_config({}).settings.key_prefix == ""
+    with override_settings(AWS_S3_ENDPOINT_URL=""):  # other empty settings mean "not set"
+        assert storage_config({}).settings.endpoint_url is None
+    assert storage_config({}).settings.key_prefix == "certificates/"
+
+
 def test_options_beat_django_settings_which_beat_the_environment(monkeypatch):
     monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", "env-bucket")
     monkeypatch.setenv("AWS_QUERYSTRING_EXPIRE", "100")

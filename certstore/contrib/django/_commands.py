@@ -99,6 +99,20 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+def seconds_between_lines(text: str) -> float:
+    """argparse type: seconds from 0.1 to 3600 (the CLI's ``FloatRange(0.1, 3600)``)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.1 <= value <= 3600:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.1 to 3600, got {text!r}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _int_at_least(text, 0)

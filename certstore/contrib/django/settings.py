@@ -49,6 +49,9 @@ class Source:
     key: str
     settings: tuple[str, ...]
     variable: str
+    #: Whether an empty string set in Django's settings is a value (``AWS_LOCATION = ""`` is
+    #: django-storages' bucket root) rather than "not set".
+    empty_is_value: bool = False
 
 
 #: Every non-flag value, in the order the docs list them. ``variable`` is certstore's
@@ -58,7 +61,9 @@ SOURCES: tuple[Source, ...] = (
     Source("region_name", ("AWS_S3_REGION_NAME",), "AWS_S3_REGION_NAME"),
     Source("endpoint_url", ("AWS_S3_ENDPOINT_URL",), "AWS_S3_ENDPOINT_URL"),
     Source("querystring_expire", ("AWS_QUERYSTRING_EXPIRE",), "AWS_QUERYSTRING_EXPIRE"),
-    Source("location", ("AWS_LOCATION", "AWS_S3_KEY_PREFIX"), "AWS_S3_KEY_PREFIX"),
+    Source(
+        "location", ("AWS_LOCATION", "AWS_S3_KEY_PREFIX"), "AWS_S3_KEY_PREFIX", empty_is_value=True
+    ),
     Source("access_key", ("AWS_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"), "AWS_ACCESS_KEY_ID"),
     Source(
         "secret_key", ("AWS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY"
@@ -119,12 +124,15 @@ def _django_settings() -> Any:
     return settings
 
 
-def _setting(names: tuple[str, ...]) -> tuple[str, Any] | None:
+def _setting(names: tuple[str, ...], *, empty_is_value: bool = False) -> tuple[str, Any] | None:
     django_settings = _django_settings()
     for name in names:
         value = getattr(django_settings, name, None)
-        if value is not None and not (isinstance(value, str) and value.strip() == ""):
-            return name, value
+        if value is None:
+            continue
+        if isinstance(value, str) and value.strip() == "" and not empty_is_value:
+            continue
+        return name, value
     return None
 
 
@@ -171,7 +179,7 @@ def storage_config(
             name = f"{where}[{source.key!r}]"
             overrides[attribute] = _parse(name, source.variable, options[source.key])
             continue
-        found = _setting(source.settings)
+        found = _setting(source.settings, empty_is_value=source.empty_is_value)
         if found is not None:
             name, value = found
             overrides[attribute] = _parse(f"settings.{name}", source.variable, value)

@@ -19,6 +19,7 @@ from certstore.contrib.django._commands import (
     exit_codes,
     non_negative_int,
     positive_int,
+    seconds_between_lines,
     stderr_stream,
 )
 from certstore.jobs import BackfillRequest, run_backfill
@@ -84,7 +85,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         parser.add_argument(
             "--progress-interval",
-            type=float,
+            type=seconds_between_lines,
             default=5.0,
             help="Seconds between progress lines when not on a terminal.",
         )
