@@ -349,12 +349,21 @@ class CertificateStorage:
         """Last access as the local filesystem knows it (S3 records none)."""
         return self._times(key, "accessed")
 
-    def url(self, key: str, *, expires: int | None = None, download_name: str | None = None) -> str:
+    def url(
+        self,
+        key: str,
+        *,
+        expires: int | None = None,
+        download_name: str | None = None,
+        check_exists: bool = False,
+    ) -> str:
         """A download URL: presigned S3 when reads go to S3, the media URL otherwise.
 
-        Presigning makes no request, so a URL for an object missing from S3 is still an S3 URL;
-        callers that must not hand out such a URL check :meth:`exists` first (the web service
-        does). A presigning failure falls back to the local URL (``cert.s3.url.fallback``).
+        Presigning makes no request, so a URL for an object missing from S3 is still an S3 URL.
+        With ``check_exists`` (read-primary only) one HeadObject asks first, and an object S3
+        does not hold gets the local URL with ``cert.s3.url.fallback{reason=missing}``: what a
+        page rendering links for certificates not migrated yet needs (the web service checks
+        on its own). A presigning failure falls back to the local URL too (reason ``error``).
         """
         canonical = normalize_key(key)
         flags = self.flags()
@@ -364,6 +373,8 @@ class CertificateStorage:
         self.metrics.inc("cert.s3.url", key=canonical)
         start = self.clock()
         try:
+            if check_exists and not flags.s3_only and not backend.exists(canonical):
+                raise _Missing(canonical)
             return backend.url(canonical, expires=expires, download_name=download_name)
         except S3Error as err:
             if flags.s3_only:

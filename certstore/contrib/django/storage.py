@@ -152,7 +152,9 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
         *,
         download_name: str | None = None,
     ) -> str:
-        """A download URL: presigned S3 when reads go to S3, the media URL otherwise.
+        """A download URL: presigned S3 when reads go to S3 and S3 holds the certificate, the
+        media URL otherwise (phase 2 asks S3 first, so a certificate not migrated yet gets a
+        working local link, counted as ``cert.s3.url.fallback{reason=missing}``).
 
         The signature is django-storages' (``parameters``, ``expire``, ``http_method``) so
         calls written for it keep working; only a GET without extra parameters is supported,
@@ -165,7 +167,9 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
             )
         if http_method not in (None, "GET", "get"):
             raise ValueError(f"CertificateS3Storage.url() only makes GET URLs, not {http_method!r}")
-        return self.router.url(self.key(name), expires=expire, download_name=download_name)
+        return self.router.url(
+            self.key(name), expires=expire, download_name=download_name, check_exists=True
+        )
 
     def delete(self, name: str) -> None:
         """Delete everywhere the certificate may live (a missing file is not an error)."""
