@@ -149,3 +149,18 @@ def test_certificate_storage_follows_the_storages_setting(tmp_path):
         },
     ):
         assert isinstance(certificate_storage(), CertificateS3Storage)
+
+
+def test_a_bad_storage_configuration_is_said_on_first_use_not_at_model_import(site):
+    """Django builds a FileField's storage while importing the models: a bad OPTIONS value
+    must not crash every manage.py command there, but be one clear error when used."""
+    from django.core.files.storage import Storage
+
+    site.use_certstore(querystring_expire="soon")
+    storage = certificate_storage()
+    assert isinstance(storage, Storage), "what Django checks when it imports a model"
+    with pytest.raises(DjangoConfigError, match=r"OPTIONS\['querystring_expire'\]") as info:
+        storage.exists("pdf/a.pdf")
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    site.use_certstore()
+    assert certificate_storage().exists("pdf/a.pdf") is False, "fixed settings take effect"

@@ -34,7 +34,12 @@ from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.functional import LazyObject, empty
 
-from certstore.contrib.django.settings import StorageConfig, storage_alias, storage_config
+from certstore.contrib.django.settings import (
+    DjangoConfigError,
+    StorageConfig,
+    storage_alias,
+    storage_config,
+)
 from certstore.errors import ConfigError, InvalidKeyError
 from certstore.keys import MAX_SEGMENT_BYTES, normalize_key
 from certstore.metrics import Metrics
@@ -281,6 +286,27 @@ def _resolve_certificate_storage() -> Storage:
     return storages[alias if alias in configured else "default"]
 
 
+class UnconfiguredStorage(Storage):  # type: ignore[misc]
+    """Stands in for a certificate storage whose configuration is invalid: every use raises
+    that configuration's error.
+
+    Why not raise at once: Django builds a ``FileField``'s storage while it imports the models,
+    so a bad ``OPTIONS`` value would crash every ``manage.py`` command (a traceback, exit 1)
+    before any of them could say what is wrong. This way the first use says it, and the
+    commands exit 2 with the message.
+    """
+
+    def __init__(self, error: DjangoConfigError) -> None:
+        self.error = error
+
+    def _fail(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise DjangoConfigError(str(self.error), variable=getattr(self.error, "variable", ""))
+
+    _open = _save = delete = exists = listdir = size = url = path = _fail
+    get_accessed_time = get_created_time = get_modified_time = _fail
+    generate_filename = get_available_name = get_valid_name = _fail
+
+
 class LazyCertificateStorage(LazyObject):  # type: ignore[misc]
     """The ``STORAGES`` entry for certificates, looked up on first use (like ``default_storage``).
 
@@ -288,7 +314,10 @@ class LazyCertificateStorage(LazyObject):  # type: ignore[misc]
     """
 
     def _setup(self) -> None:
-        self._wrapped = _resolve_certificate_storage()
+        try:
+            self._wrapped = _resolve_certificate_storage()
+        except DjangoConfigError as err:
+            self._wrapped = UnconfiguredStorage(err)
 
 
 certificates_storage: Storage = LazyCertificateStorage()
