@@ -194,6 +194,9 @@ def test_open_for_writing_and_unsupported_url_arguments_are_refused(site):
         storage.url(name, parameters={"ResponseCacheControl": "no-cache"})
     with pytest.raises(ValueError, match="PUT"):
         storage.url(name, http_method="PUT")
+    for expire in (0, -5, 10**7, 1.5, True):
+        with pytest.raises(ValueError, match="seconds from 1 to 604800"):
+            storage.url(name, expire=expire)
     with pytest.raises(ObjectNotFoundError):
         storage.open("pdf/missing.pdf")
     with pytest.raises(FileNotFoundError):

@@ -172,6 +172,13 @@ class CertificateS3Storage(Storage):  # type: ignore[misc]
             )
         if http_method not in (None, "GET", "get"):
             raise ValueError(f"CertificateS3Storage.url() only makes GET URLs, not {http_method!r}")
+        if expire is not None and (
+            isinstance(expire, bool) or not isinstance(expire, int) or not 1 <= expire <= 604800
+        ):
+            raise ValueError(
+                f"CertificateS3Storage.url(expire={expire!r}): seconds from 1 to 604800 "
+                "(SigV4 presigned URLs live at most 7 days)"
+            )
         return self.router.url(
             self.key(name), expires=expire, download_name=download_name, check_exists=True
         )
