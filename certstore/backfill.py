@@ -467,7 +467,7 @@ class Backfill:
             # A run that made no progress leaves an existing checkpoint alone.
             checkpoint = (
                 Checkpoint(run_key, position, filters, self.now())
-                if position > options.position and position != stored[0]
+                if position > options.position
                 else None
             )
             if marks or checkpoint is not None:
@@ -478,7 +478,9 @@ class Backfill:
                     checked_from=proven_from[0],
                 )
                 for row_id in getattr(outcome, "not_applied", ()):
-                    self._unmark(summary, *marked.pop(row_id))
+                    refused = marked.pop(row_id, None)
+                    if refused is not None:
+                        self._unmark(summary, *refused)
                 written = getattr(outcome, "checkpoint", None)
                 if checkpoint is not None and written is not None:
                     held_back[0] = written if written < position else None
