@@ -477,11 +477,11 @@ class Backfill:
                     checkpoint_expected=stored[0],
                     checked_from=proven_from[0],
                 )
-                for row_id in getattr(outcome, "not_applied", ()):
+                for row_id in outcome.not_applied:
                     refused = marked.pop(row_id, None)
                     if refused is not None:
                         self._unmark(summary, *refused)
-                written = getattr(outcome, "checkpoint", None)
+                written = outcome.checkpoint
                 if checkpoint is not None and written is not None:
                     held_back[0] = written if written < position else None
                     if written < position:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from certstore.catalog._checkpoints import write_checkpoint
 from certstore.catalog._records import (
     CatalogStats,
     CertificateRecord,
@@ -477,68 +478,50 @@ def _write_checkpoint(
     expected: int | None,
     checked_from: int | None = None,
 ) -> int:
-    """Move the run's checkpoint from ``expected`` (None: no row yet) to
-    ``checkpoint.last_id``, but never past a pending row; returns the position stored.
-
-    Why not a plain upsert: ``catalog import --update-changed`` and ``validate --repair`` make
-    rows pending again and move checkpoints back before them. A run writing its in-memory
-    position over that would skip those rows on ``--resume``. So:
-
-    - a checkpoint found *below* ``expected`` was moved back by such a change: it stays;
-    - the position written is capped before the first row of the run's filters that is
-      pending in ``(checked_from, last_id]`` (cleared meanwhile, or a mark that did not apply
-      because the row changed). That range is only what the run proved since its last write,
-      so the check costs what the run's progress does, and it runs after the write, under
-      its lock, so a change committed before it is seen and one committed after it moves the
-      checkpoint back itself.
-    """
+    """The run's checkpoint by the rules of :mod:`certstore.catalog._checkpoints`, in SQL."""
     key = checkpoint.run_key
+    where_key = checkpoints.c.run_key == key
     values = {
         "last_id": checkpoint.last_id,
         "filters": json.dumps(checkpoint.filters, sort_keys=True),
         "updated_at": checkpoint.updated_at,
     }
-    written: int | None = None
-    for _attempt in range(3):
-        current = conn.execute(
-            sa.select(checkpoints.c.last_id).where(checkpoints.c.run_key == key)
-        ).scalar()
-        if current is None:
-            if _insert_if_absent(conn, {"run_key": key, **values}):
-                written = checkpoint.last_id
-                break
-            continue  # another process inserted it first: compare again
-        if expected is not None and current < expected:
-            return int(current)  # moved back meanwhile: a row of this run is pending again
+
+    def read() -> int | None:
+        stored = conn.execute(sa.select(checkpoints.c.last_id).where(where_key)).scalar()
+        return None if stored is None else int(stored)
+
+    def replace(current: int) -> bool:
         result = conn.execute(
-            checkpoints.update()
-            .where(checkpoints.c.run_key == key, checkpoints.c.last_id == current)
-            .values(**values)
+            checkpoints.update().where(where_key, checkpoints.c.last_id == current).values(**values)
         )
-        if result.rowcount == 1:
-            written = checkpoint.last_id
-            break
-    if written is None:
-        stored = conn.execute(
-            sa.select(checkpoints.c.last_id).where(checkpoints.c.run_key == key)
+        return result.rowcount == 1
+
+    def first_pending(after: int, through: int) -> int | None:
+        selection = Selection.from_description(checkpoint.filters)
+        found = conn.execute(
+            sa.select(sa.func.min(certificates.c.id)).where(
+                *selection.clauses(),
+                certificates.c.id > after,
+                certificates.c.id <= through,
+                certificates.c.migrated_to_s3_at.is_(None),
+            )
         ).scalar()
-        return int(stored) if stored is not None else checkpoint.last_id
-    if checked_from is None or checked_from >= written:
-        return written
-    selection = Selection.from_description(checkpoint.filters)
-    first_pending = conn.execute(
-        sa.select(sa.func.min(certificates.c.id)).where(
-            *selection.clauses(),
-            certificates.c.id > checked_from,
-            certificates.c.id <= written,
-            certificates.c.migrated_to_s3_at.is_(None),
-        )
-    ).scalar()
-    if first_pending is None:
-        return written
-    capped = max(int(first_pending) - 1, checked_from)
-    conn.execute(checkpoints.update().where(checkpoints.c.run_key == key).values(last_id=capped))
-    return capped
+        return None if found is None else int(found)
+
+    def cap(position: int) -> None:
+        conn.execute(checkpoints.update().where(where_key).values(last_id=position))
+
+    return write_checkpoint(
+        checkpoint.last_id,
+        expected=expected,
+        checked_from=checked_from,
+        read=read,
+        insert=lambda: _insert_if_absent(conn, {"run_key": key, **values}),
+        replace=replace,
+        first_pending=first_pending,
+        cap=cap,
+    )
 
 
 def _insert_if_absent(conn: sa.Connection, row: dict[str, Any]) -> bool:

@@ -41,6 +41,7 @@ from certstore.catalog import (
     iter_keyset,
     utcnow,
 )
+from certstore.catalog._checkpoints import write_checkpoint
 from certstore.contrib.django.settings import DjangoConfigError
 from certstore.errors import InvalidKeyError
 from certstore.keys import resolve_under
@@ -515,8 +516,8 @@ class DjangoCatalog:
         expected: int | None = None,
         checked_from: int | None = None,
     ) -> int:
-        """Compare-and-set, never past a pending row: the rules (and the reasons) of
-        ``certstore.catalog._store._write_checkpoint``, in the ORM."""
+        """The run's checkpoint by the rules of :mod:`certstore.catalog._checkpoints`, in the
+        ORM."""
         from certstore.contrib.django.models import BackfillCheckpoint
 
         rows = BackfillCheckpoint.objects.using(self.using)
@@ -526,39 +527,39 @@ class DjangoCatalog:
             "filters": json.dumps(checkpoint.filters, sort_keys=True),
             "updated_at": _db_time(checkpoint.updated_at),
         }
-        written: int | None = None
-        for _attempt in range(3):
-            current = rows.filter(run_key=key).values_list("last_id", flat=True).first()
-            if current is None:
-                try:
-                    with transaction.atomic(using=self.using):
-                        rows.create(run_key=key, **values)
-                except IntegrityError:
-                    continue  # another process inserted it first: compare again
-                written = checkpoint.last_id
-                break
-            if expected is not None and current < expected:
-                return int(current)
-            if rows.filter(run_key=key, last_id=current).update(**values) == 1:
-                written = checkpoint.last_id
-                break
-        if written is None:
+
+        def read() -> int | None:
             stored = rows.filter(run_key=key).values_list("last_id", flat=True).first()
-            return int(stored) if stored is not None else checkpoint.last_id
-        if checked_from is None or checked_from >= written:
-            return written
-        selection = Selection.from_description(checkpoint.filters)
-        first_pending = (
-            self._filtered(selection, "pending", checked_from, written)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-            .first()
+            return None if stored is None else int(stored)
+
+        def insert() -> bool:
+            try:
+                with transaction.atomic(using=self.using):
+                    rows.create(run_key=key, **values)
+            except IntegrityError:
+                return False
+            return True
+
+        def first_pending(after: int, through: int) -> int | None:
+            selection = Selection.from_description(checkpoint.filters)
+            found = (
+                self._filtered(selection, "pending", after, through)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            return None if found is None else int(found)
+
+        return write_checkpoint(
+            checkpoint.last_id,
+            expected=expected,
+            checked_from=checked_from,
+            read=read,
+            insert=insert,
+            replace=lambda current: rows.filter(run_key=key, last_id=current).update(**values) == 1,
+            first_pending=first_pending,
+            cap=lambda position: rows.filter(run_key=key).update(last_id=position),
         )
-        if first_pending is None:
-            return written
-        capped = max(int(first_pending) - 1, checked_from)
-        rows.filter(run_key=key).update(last_id=capped)
-        return capped
 
     def save_checkpoint(
         self,
