@@ -897,6 +897,24 @@ def fixed_cpu(ctx: Context, server: Server, client: Any, times: int = 3) -> floa
     return statistics.median(samples)
 
 
+def compile_bytecode() -> None:
+    """Compile certstore's modules to bytecode, as ``pip install`` does for a wheel.
+
+    An editable checkout run with ``PYTHONDONTWRITEBYTECODE=1`` (common in containers and
+    CI) never writes ``.pyc`` files, so every CLI run would compile each edited module from
+    source again: ~25 ms per run measured here, start-up cost a user's install does not pay.
+    """
+    import certstore
+
+    package = Path(certstore.__file__).resolve().parent
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(package)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""},
+    )
+
+
 def prepare(ctx: Context, tools: Sequence[str]) -> float | None:
     """The manifest for the engine runs and a pre-imported catalog for the CLI runs (neither
     in the table: in production the catalog exists before the backfill starts). Returns the
@@ -904,6 +922,7 @@ def prepare(ctx: Context, tools: Sequence[str]) -> float | None:
     for SHA-256 and MD5, and the backfill relies on both."""
     from certstore.catalog import file_digests
 
+    compile_bytecode()
     entries = []
     for path in ctx.data.files:
         size, sha256, md5 = file_digests(path)

@@ -119,15 +119,19 @@ class MediaRoot:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.base = os.path.realpath(root)
+        # A realpath has no trailing separator (except "/" itself) and a canonical key no
+        # empty segment, so plain concatenation is the join (one key per catalog row).
+        self._prefix = self.base.rstrip(os.sep) + os.sep
 
     def resolve(self, key: str) -> Path:
         """The path of ``key`` under the root; :class:`InvalidKeyError` for a bad key or one
         whose path leaves the root through a symlink."""
         canonical = normalize_key(key)
-        path = os.path.join(self.base, *canonical.split("/"))
-        current = self.base
-        for part in canonical.split("/"):
-            current = os.path.join(current, part)
+        path = self._prefix + canonical
+        start = len(self._prefix)
+        while True:
+            end = path.find("/", start)
+            current = path if end < 0 else path[:end]
             try:
                 mode = os.lstat(current).st_mode
             except FileNotFoundError:
@@ -138,11 +142,14 @@ class MediaRoot:
             if stat.S_ISLNK(mode):
                 self._check_contained(key, path)
                 break
+            if end < 0:
+                break
+            start = end + 1
         return Path(path)
 
     def _check_contained(self, key: str, path: str) -> None:
         resolved = os.path.realpath(path)
-        if resolved != self.base and not resolved.startswith(self.base.rstrip(os.sep) + os.sep):
+        if resolved != self.base and not resolved.startswith(self._prefix):
             raise _reject(key, "escape", f"resolves outside the media root {self.base!r}")
 
 

@@ -371,3 +371,38 @@ def test_cli_subprocess_through_fault_proxy_migrates_everything(
         assert catalog.stats().verified == len(files)
     listed = {o["Key"] for o in s3_fault_proxy.target.iter_objects()}
     assert listed == {f"certificates/{k}" for k in files}
+
+
+def test_only_the_console_script_freezes_the_heap(tmp_path: Path, media_root: Path) -> None:
+    """The console script freezes what its imports made (its full collections then skip
+    them); ``main()`` called by a process that goes on (here: pytest) must not."""
+    import gc
+    import os
+    import subprocess
+    import sys
+
+    files = write_dataset(media_root, 3)
+    url = f"sqlite:///{tmp_path / 'freeze.db'}"
+    with Catalog(url) as catalog:
+        import_tree(catalog, media_root)
+    args = ["backfill", "--dry-run", "--json", "--catalog", url, "--media-root", str(media_root)]
+
+    before = gc.get_freeze_count()
+    assert main(args) == 0
+    assert gc.get_freeze_count() == before
+
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr))\n"
+        f"sys.argv = ['certstore', *{args!r}]\n"
+        "from certstore.cli import run\n"
+        "run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CERT_S3_", "CERTSTORE_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["found"] == len(files)
+    frozen = int(done.stderr.rsplit("frozen ", 1)[1].split()[0])
+    assert frozen > 10_000  # SQLAlchemy's modules and classes, at least
