@@ -13,6 +13,7 @@ the variable and the value.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from certstore.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -338,6 +341,15 @@ class Flags:
             return "read-primary without dual-write (suspicious)"
         return "0 local"
 
+    def summary(self) -> str:
+        """One line for logs and ``certstore flags --watch``: each flag and the phase."""
+        return (
+            f"dual_write={str(self.dual_write).lower()}"
+            f" read_primary={str(self.read_primary).lower()}"
+            f" backfill_enabled={str(self.backfill_enabled).lower()}"
+            f" s3_only={str(self.s3_only).lower()} phase={self.phase!r}"
+        )
+
     def warnings(self) -> list[str]:
         """Combinations that are legal but probably a mistake."""
         notes = []
@@ -376,12 +388,13 @@ class Resolved:
 
 
 class _FlagsFileCache:
-    """Parses a flags file once per (path, mtime, size); thread-safe."""
+    """Parses a flags file once per (path, mtime, size), an invalid one too; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[str, int, int] | None = None
         self._values: dict[str, bool] = {}
+        self._error: ConfigError | None = None
 
     def read(self, path: str) -> dict[str, bool]:
         try:
@@ -395,10 +408,17 @@ class _FlagsFileCache:
         key = (path, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if key == self._key:
+                if self._error is not None:
+                    raise self._error
                 return self._values
-        values = parse_flags_file(path)
+        try:
+            values = parse_flags_file(path)
+        except ConfigError as err:
+            with self._lock:
+                self._key, self._values, self._error = key, {}, err
+            raise
         with self._lock:
-            self._key, self._values = key, values
+            self._key, self._values, self._error = key, values, None
         return values
 
 
@@ -460,6 +480,17 @@ def parse_flags_file(path: str | os.PathLike[str]) -> dict[str, bool]:
             )
         given_as[option.variable] = name
         values[option.variable] = parse_bool(f"{option.variable} in {text_path}", value)
+    if not values:
+        # An empty file is also what a reader sees while an editor or ``>`` rewrites the file
+        # in place; taken as "no flags here", every flag would fall back to the environment
+        # for that moment (in phase 3: writes that go to local disk only).
+        raise ConfigError(
+            f"{variable}={text_path!r} sets no flag (a file being rewritten in place reads as "
+            "empty: write it atomically; to take every flag from the environment, unset "
+            f"{variable})",
+            variable=variable,
+            value=text_path,
+        )
     return values
 
 
@@ -503,16 +534,28 @@ class FlagSource:
     ``env`` defaults to the live ``os.environ``; pass a mapping to pin it (tests, embedding).
     This runs on every router operation, so it parses only when the raw values changed; the
     flags file is re-stat'ed on every call and re-read when its mtime or size changes.
+
+    **Last good flags.** Once this source has read the flags file, a later version that cannot
+    be read or parsed does not fail the operations: the source keeps the flags it last
+    resolved, logs the error once per version at ERROR, and says so in :attr:`problem` (the web
+    service's ``/healthz`` reports ``degraded``; ``certstore flags`` exits 2). A typo in an
+    edit must not take every process down, nor silently apply half a file. A source that has
+    never read the file successfully (a process starting on a bad file) raises
+    :class:`~certstore.errors.ConfigError` as before.
     """
 
     _VARIABLES = (*(o.variable for o in FLAG_OPTIONS), "CERTSTORE_FLAGS_FILE")
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *, log_problems: bool = True) -> None:
         self._env = env
+        #: False for a caller that reports :attr:`problem` itself (``certstore flags --watch``).
+        self.log_problems = log_problems
         self._last_raw: tuple[str | None, ...] | None = None
         self._last_env_values: dict[str, bool] = {}
         self._last_file_values: dict[str, bool] | None = None
         self._last_flags = Flags()
+        #: Why the flags in force are the last good ones (None: the file was read fine).
+        self.problem: str | None = None
 
     def current(self) -> Flags:
         """The flags in force right now."""
@@ -521,9 +564,28 @@ class FlagSource:
         file_values: dict[str, bool] | None = None
         flags_file = raw[-1].strip() if raw[-1] else ""
         if flags_file:
-            file_values = _FLAGS_FILES.read(flags_file)
+            try:
+                file_values = _FLAGS_FILES.read(flags_file)
+            except ConfigError as err:
+                if self._last_raw is None or self._last_raw[-1] != raw[-1]:
+                    raise  # never read from this file: nothing good to keep
+                self._keep_last_good(err)
+                return self._last_flags
+        if self.problem is not None:
+            self.problem = None
+            flags = self._resolve(raw, file_values)
+            if self.log_problems:
+                logger.warning(
+                    "CERTSTORE_FLAGS_FILE=%r is valid again: %s", flags_file, flags.summary()
+                )
+            return flags
         if raw == self._last_raw and file_values is self._last_file_values:
             return self._last_flags
+        return self._resolve(raw, file_values)
+
+    __call__ = current
+
+    def _resolve(self, raw: tuple[str | None, ...], file_values: dict[str, bool] | None) -> Flags:
         values: dict[str, bool] = {}
         for flag, text in zip(FLAG_OPTIONS, raw, strict=False):
             values[flag.variable] = (
@@ -535,7 +597,12 @@ class FlagSource:
         self._last_raw, self._last_file_values, self._last_flags = raw, file_values, flags
         return flags
 
-    __call__ = current
+    def _keep_last_good(self, err: ConfigError) -> None:
+        problem = f"{err}; keeping the last good flags: {self._last_flags.summary()}"
+        if problem != self.problem:
+            self.problem = problem
+            if self.log_problems:
+                logger.error("%s", problem)
 
 
 @dataclass(frozen=True)

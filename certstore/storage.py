@@ -111,6 +111,14 @@ class CertificateStorage:
         """The flags in force now."""
         return self._flags()
 
+    @property
+    def flags_problem(self) -> str | None:
+        """Why the flags in force are the last good ones (the flags file became invalid; see
+        :class:`~certstore.config.FlagSource`), or None."""
+        source = getattr(self._flags, "__self__", self._flags)
+        problem = getattr(source, "problem", None)
+        return problem if isinstance(problem, str) else None
+
     def _s3(self) -> StorageBackend:
         if self.s3 is None:
             raise ConfigError(

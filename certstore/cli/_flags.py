@@ -8,7 +8,6 @@ import time
 import click
 
 from certstore import config
-from certstore.errors import ConfigError
 
 
 def _table(rows: list[config.Resolved]) -> str:
@@ -17,14 +16,6 @@ def _table(rows: list[config.Resolved]) -> str:
     for row in rows:
         lines.append(f"{row.variable.ljust(width)}  {row.display:<36}  {row.source}")
     return "\n".join(lines)
-
-
-def _flags_line(flags: config.Flags) -> str:
-    return (
-        f"dual_write={str(flags.dual_write).lower()} read_primary={str(flags.read_primary).lower()}"
-        f" backfill_enabled={str(flags.backfill_enabled).lower()}"
-        f" s3_only={str(flags.s3_only).lower()} phase={flags.phase!r}"
-    )
 
 
 @click.command("flags")
@@ -52,7 +43,8 @@ def _flags_line(flags: config.Flags) -> str:
 def flags_command(as_json: bool, watch: bool, interval: float, duration: float) -> None:
     """Show every setting, its effective value and its source (env, flags file, default)."""
     rows = config.describe()
-    flags = config.FlagSource().current()
+    source = config.FlagSource(log_problems=False)  # --watch reports problems itself
+    flags = source.current()
     if as_json:
         click.echo(
             json.dumps(
@@ -73,24 +65,23 @@ def flags_command(as_json: bool, watch: bool, interval: float, duration: float) 
             click.echo(f"warning: {warning}", err=True)
     if not watch:
         return
-    source = config.FlagSource()
     last = flags
-    click.echo(f"watching: {_flags_line(last)}")
+    click.echo(f"watching: {last.summary()}")
     deadline = time.monotonic() + duration
     problem: str | None = None
     while time.monotonic() < deadline:
         time.sleep(interval)
-        try:
-            current = source.current()
-        except ConfigError as err:
-            # Every process reading the file now fails its operations with this error: say
-            # so once, and keep watching for the fix.
-            if str(err) != problem:
-                problem = str(err)
+        current = source.current()
+        if source.problem is not None:
+            # Every process that had read the file keeps its last good flags meanwhile (and
+            # says so in its log and /healthz); a process starting now would refuse. Say it
+            # once, and keep watching for the fix.
+            if source.problem != problem:
+                problem = source.problem
                 click.echo(f"invalid: {problem}", err=True)
             continue
         if problem is not None or current != last:
-            click.echo(f"{'fixed' if problem is not None else 'changed'}: {_flags_line(current)}")
+            click.echo(f"{'fixed' if problem is not None else 'changed'}: {current.summary()}")
             problem = None
             last = current
 

@@ -12,8 +12,9 @@ files are streamed in chunks; the event loop only moves bytes. Routes:
                                          collides with a folder), 413, 503 (S3 needed and down)
 ``GET /urls/{key}``                      JSON ``{key, url, source}``: the URL a download would
                                          use, without following it
-``GET /healthz``                         200 ``ok``/``degraded`` (S3 down while local serves),
-                                         503 ``fail``; one JSON entry per check
+``GET /healthz``                         200 ``ok``/``degraded`` (S3 down while local serves,
+                                         or running on the last good flags), 503 ``fail``;
+                                         one JSON entry per check
 ``GET /metrics``                         the metric catalog in Prometheus text format
 =======================================  =====================================================
 

@@ -1,9 +1,11 @@
 """``GET /healthz``: is the local media root usable, and can S3 be reached?
 
 503 only when the service cannot do its job: the local media root outside phase 3, S3 in
-phase 3. In phases 1 and 2 an unreachable S3 is ``"degraded"`` with 200: every request is still
-served from the local copy (the runbook calls such an outage harmless to users), and a load
-balancer that took every instance out for it would turn it into a full outage.
+phase 3, flags it cannot resolve at all. In phases 1 and 2 an unreachable S3 is ``"degraded"``
+with 200: every request is still served from the local copy (the runbook calls such an outage
+harmless to users), and a load balancer that took every instance out for it would turn it into
+a full outage. A flags file that became invalid after a good read is ``"degraded"`` too: the
+service runs on its last good flags (see :class:`certstore.config.FlagSource`).
 
 The S3 probe is one HeadBucket, run in a worker thread under a deadline: a hung endpoint makes
 the probe answer "unhealthy" after ``timeout`` seconds instead of hanging the health check
@@ -108,6 +110,11 @@ class HealthChecker:
         except CertstoreError as err:
             health.checks["flags"] = {"ok": False, "detail": str(err)}
             return health, "unknown"
+        problem = self.storage.flags_problem
+        if problem is not None:
+            # Serving on the last good flags: degraded (an edit did not take effect), not down.
+            health.checks["flags"] = {"ok": False, "detail": problem}
+            health.optional.add("flags")
         if not flags.s3_only:
             local = self.storage.local
             root = getattr(local, "root", None)

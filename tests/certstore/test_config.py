@@ -164,3 +164,64 @@ def test_phases_and_warnings() -> None:
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(ConfigError):
         Settings.from_env({}, bukket="x")
+
+
+def test_an_invalid_edit_keeps_the_last_good_flags_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flags_file = tmp_path / "flags.toml"
+    _write(flags_file, "CERT_S3_DUAL_WRITE = true\nCERT_S3_READ_PRIMARY = true\n")
+    source = FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)})
+    good = source.current()
+    assert good == Flags(dual_write=True, read_primary=True) and source.problem is None
+
+    _write(flags_file, "CERT_S3_READ_PRIMARY = 'nope'\n")
+    with caplog.at_level("ERROR", logger="certstore.config"):
+        assert source.current() == good
+        assert source.current() == good  # the same bad version is reported once
+    assert source.problem is not None
+    assert "not a boolean" in source.problem and "keeping the last good flags" in source.problem
+    assert "phase='2 read-primary'" in source.problem
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+
+    # a process that never read the file good has nothing to keep: it refuses
+    with pytest.raises(ConfigError, match="not a boolean"):
+        FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)}).current()
+
+    flags_file.unlink()  # unreadable is the same: last good, problem named
+    assert source.current() == good and "cannot be read" in (source.problem or "")
+
+    _write(flags_file, "CERT_S3_READ_PRIMARY = false\nCERT_S3_DUAL_WRITE = true\n")
+    with caplog.at_level("WARNING", logger="certstore.config"):
+        assert source.current() == Flags(dual_write=True)
+    assert source.problem is None
+    assert "valid again" in caplog.records[-1].getMessage()
+
+
+def test_a_flags_file_that_sets_no_flag_is_refused(tmp_path: Path) -> None:
+    """Empty is what a reader sees mid-rewrite; taken as "no flags", every flag would fall
+    back to the environment for that moment."""
+    flags_file = tmp_path / "flags.toml"
+    source = FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)})
+    for content in ("", "\n# nothing yet\n", "[flags]\n", "{}"):
+        flags_file.write_text(content)
+        with pytest.raises(ConfigError, match="sets no flag"):
+            FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)}).current()
+    _write(flags_file, "CERT_S3_ONLY = true\n")
+    assert source.current() == Flags(s3_only=True)
+    _write(flags_file, "")  # truncated by an in-place rewrite: phase 3 stays phase 3
+    assert source.current() == Flags(s3_only=True)
+    assert "sets no flag" in (source.problem or "")
+
+
+def test_a_different_flags_file_path_does_not_inherit_last_good_flags(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("CERT_S3_DUAL_WRITE = true\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("CERT_S3_DUAL_WRITE = 'perhaps'\n")
+    env = {"CERTSTORE_FLAGS_FILE": str(good)}
+    source = FlagSource(env)
+    assert source.current().dual_write
+    env["CERTSTORE_FLAGS_FILE"] = str(bad)
+    with pytest.raises(ConfigError, match="not a boolean"):
+        source.current()

@@ -6,7 +6,10 @@ Each test pins one cell of the table in the architecture; a wrong row fails one 
 from __future__ import annotations
 
 import itertools
+import os
+import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +207,22 @@ def test_a_flag_flip_takes_effect_on_the_next_call(
     monkeypatch.setenv("CERT_S3_DUAL_WRITE", "false")
     storage.save("c.pdf", PDF)
     assert not s3env.s3_has("c.pdf")
+
+
+def test_a_flags_file_gone_bad_keeps_the_router_in_its_phase(s3env: Any, tmp_path: Path) -> None:
+    """Phase 3 from the flags file; an in-place rewrite that truncates it (or a typo) must not
+    send writes to local disk only, nor fail them: the router keeps the last good flags."""
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_ONLY = true\n")
+    source = FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)})
+    storage = s3env.storage()
+    storage._flags = source.current
+    storage.save("a.pdf", PDF)
+    assert storage.flags_problem is None
+    flags_file.write_text("")
+    os.utime(flags_file, (time.time() + 5, time.time() + 5))
+    storage.save("b.pdf", PDF)
+    assert s3env.s3_has("b.pdf")
+    assert not (Path(storage.local.root) / "b.pdf").exists()
+    assert "sets no flag" in (storage.flags_problem or "")
+    assert storage.open("b.pdf").read() == PDF

@@ -302,3 +302,33 @@ def test_create_app_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_bad_upload_limit_is_refused(make_storage: Any) -> None:
     with pytest.raises(ValueError, match="max_upload_bytes"):
         client_for(make_storage(), max_upload_bytes=0)
+
+
+def test_healthz_is_degraded_while_the_flags_file_is_invalid(
+    media_root: Path, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from certstore.config import FlagSource
+
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_DUAL_WRITE = false\n")
+    storage = CertificateStorage(
+        LocalBackend(media_root),
+        None,
+        flags=FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)}),
+    )
+    storage.save("a.pdf", b"%PDF-1.4 a")
+    with client_for(storage) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        flags_file.write_text("CERT_S3_DUAL_WRITE = true\nCERT_S3_DUAL_WRITE = false\n")
+        os.utime(flags_file, (time.time() + 5, time.time() + 5))
+        degraded = client.get("/healthz")
+        served = client.get("/certificates/a.pdf")
+    # still serving on the last good flags (phase 0), and saying why
+    assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
+    assert degraded.json()["phase"] == "0 local"
+    detail = degraded.json()["checks"]["flags"]["detail"]
+    assert "keeping the last good flags" in detail and "flags.toml" in detail
+    assert served.status_code == 200 and served.content == b"%PDF-1.4 a"
