@@ -104,9 +104,14 @@ class Effect:
             raise FaultRuleError(
                 "an error effect needs a code and an HTTP status", effect=self.kind
             )
-        if self.kind == "error" and not 300 <= int(self.status or 0) <= 599:
+        if self.kind == "error" and (
+            isinstance(self.status, bool)
+            or not isinstance(self.status, int)
+            or not 400 <= self.status <= 599
+        ):
             raise FaultRuleError(
-                f"HTTP status {self.status!r} is not an error status (300-599)", effect=self.kind
+                f"HTTP status {self.status!r} is not an error status (a whole number, 400-599)",
+                effect=self.kind,
             )
         if self.kind == "latency" and not 0 < self.latency_ms <= 60_000:
             raise FaultRuleError(
@@ -143,7 +148,9 @@ def error(code: str, status: int | None = None) -> Effect:
                 f"(known codes: {', '.join(sorted(STATUS_BY_CODE))})",
                 effect=code,
             )
-    return Effect("error", code=code, status=int(status))
+    if isinstance(status, str) and status.strip().isdigit():
+        status = int(status)
+    return Effect("error", code=code, status=status)
 
 
 def latency(ms: float) -> Effect:
@@ -237,14 +244,29 @@ def s3_operation_names() -> frozenset[str]:
     return frozenset(model.operation_names)
 
 
-def _operation_name(name: str) -> str:
+def _operation_name(name: object) -> str:
+    """The botocore name of an operation (snake_case accepted); a typo is an error, and so is
+    a glob that matches no S3 operation (it would silently never fire)."""
+    if not isinstance(name, str) or not name:
+        raise FaultRuleError(
+            f"an operation is a botocore name such as 'PutObject', or a glob; got {name!r}",
+            operation=str(name),
+        )
     if name == "*":
         return name
     camel = (
         "".join(part[:1].upper() + part[1:] for part in name.split("_")) if "_" in name else name
     )
     known = s3_operation_names()
-    if camel not in known and not any(ch in camel for ch in "*?["):
+    if any(ch in camel for ch in "*?["):
+        if not any(fnmatch.fnmatchcase(op, camel) for op in known):
+            raise FaultRuleError(
+                f"operation glob {name!r} matches no S3 operation (globs match botocore "
+                "names such as 'Put*' or '*Object', case-sensitive)",
+                operation=name,
+            )
+        return camel
+    if camel not in known:
         close = difflib.get_close_matches(camel, sorted(known), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise FaultRuleError(f"unknown S3 operation {name!r}{hint}", operation=name)
@@ -272,19 +294,34 @@ class FaultRule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "effect", parse_effect(self.effect))
-        ops = (self.operations,) if isinstance(self.operations, str) else tuple(self.operations)
+        if isinstance(self.operations, str):
+            ops: tuple[object, ...] = (self.operations,)
+        elif isinstance(self.operations, (tuple, list, set, frozenset)):
+            ops = tuple(self.operations)
+        else:
+            raise FaultRuleError(
+                f"operations must be a name, a glob or a list of them, got {self.operations!r}",
+                operation=str(self.operations),
+            )
         if not ops:
             raise FaultRuleError("a fault rule needs at least one operation (or '*')", operation="")
         object.__setattr__(self, "operations", tuple(_operation_name(op) for op in ops))
         if self.times is not None and self.probability is not None:
             raise FaultRuleError("give times= or probability=, not both", rule=self.name)
-        if self.times is not None and (isinstance(self.times, bool) or int(self.times) < 1):
+        if self.times is not None and (
+            isinstance(self.times, bool) or not isinstance(self.times, int) or self.times < 1
+        ):
             raise FaultRuleError(
                 f"times must be a whole number >= 1, got {self.times!r}", rule=self.name
             )
-        if self.probability is not None and not 0.0 < float(self.probability) <= 1.0:
+        if self.probability is not None and (
+            isinstance(self.probability, bool)
+            or not isinstance(self.probability, (int, float))
+            or not 0.0 < self.probability <= 1.0
+        ):
             raise FaultRuleError(
-                f"probability must be in (0, 1], got {self.probability!r}", rule=self.name
+                f"probability must be a number in (0, 1], got {self.probability!r}",
+                rule=self.name,
             )
 
     @property
@@ -428,7 +465,15 @@ class FaultPlan:
     def attempts(
         self, operation: str | None = None, *, key: str | None = None, level: str = LEVEL_SEND
     ) -> int:
-        """Number of recorded attempts, optionally for one operation and key."""
+        """Number of recorded attempts, optionally for one operation (botocore name or
+        snake_case, checked like a rule's: a typo is an error, not a silent 0) and key."""
+        if operation is not None:
+            operation = _operation_name(operation)
+            if any(ch in operation for ch in "*?["):
+                raise FaultRuleError(
+                    f"attempts() counts one operation, not a glob: {operation!r}",
+                    operation=operation,
+                )
         return sum(
             1
             for call in self.calls

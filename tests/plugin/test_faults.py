@@ -206,6 +206,18 @@ def test_effect_text_forms(text: str, described: str) -> None:
         ({"effect": "SlowDown", "probability": 1.5}, "probability must be"),
         ({"effect": "SlowDown", "times": 1, "probability": 0.5}, "not both"),
         ({"effect": "SlowDown", "operations": ()}, "at least one operation"),
+        # wrong types are refused here, not by a TypeError at the first matching call
+        ({"effect": "SlowDown", "times": "2"}, "times must be a whole number"),
+        ({"effect": "SlowDown", "times": 1.5}, "times must be a whole number"),
+        ({"effect": "SlowDown", "probability": "0.5"}, "probability must be a number"),
+        ({"effect": "SlowDown", "probability": True}, "probability must be a number"),
+        ({"effect": "SlowDown", "operations": None}, "operations must be"),
+        ({"effect": "SlowDown", "operations": 3}, "operations must be"),
+        # a glob that matches nothing would silently never fire
+        ({"effect": "SlowDown", "operations": "put*"}, "matches no S3 operation"),
+        ({"effect": "SlowDown", "operations": "PutObjekt*"}, "matches no S3 operation"),
+        ({"effect": "304"}, "not an error status"),
+        ({"effect": "Moved/302"}, "not an error status"),
     ],
 )
 def test_bad_rules_are_rejected_naming_the_problem(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -216,3 +228,19 @@ def test_bad_rules_are_rejected_naming_the_problem(kwargs: dict, message: str) -
 def test_error_status_must_be_an_error() -> None:
     with pytest.raises(FaultRuleError, match="not an error status"):
         error("Weird", 200)
+    with pytest.raises(FaultRuleError, match="not an error status"):
+        error("NoSuchKey", "abc")  # type: ignore[arg-type]
+    with pytest.raises(FaultRuleError, match="not an error status"):
+        error("SlowDown", 503.7)  # type: ignore[arg-type]
+    assert error("SlowDown", "503").status == 503  # type: ignore[arg-type]
+    assert FaultRule("SlowDown", "Put*").operations == ("Put*",)
+
+
+def test_attempts_takes_the_names_rules_take(s3: S3Target, s3_faults) -> None:  # type: ignore[no-untyped-def]
+    s3_faults.inject("SlowDown", "put_object", times=1)
+    s3.put("k.pdf", b"x")
+    assert s3_faults.attempts("put_object") == s3_faults.attempts("PutObject") == 2
+    with pytest.raises(FaultRuleError, match="did you mean PutObject"):
+        s3_faults.attempts("PutObjekt")
+    with pytest.raises(FaultRuleError, match="not a glob"):
+        s3_faults.attempts("Put*")
