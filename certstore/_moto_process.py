@@ -42,6 +42,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class MotoProcess:
     """``python -m moto.server`` on a loopback port, as a child process."""
 
@@ -78,6 +87,10 @@ class MotoProcess:
                     "an embedded S3 endpoint needs the 's3-server' extra (moto[server]): "
                     "pip install 'certstore[s3-server]'"
                 ) from err
+            if not _port_is_free(self.host, self.port):
+                # Another server on this port would answer the readiness probe below in this
+                # one's place (and this one would exit at once): refuse instead.
+                raise MotoProcessError(f"{self.host}:{self.port} is already in use")
             env = {**os.environ, **FAKE_CREDENTIALS, "PYTHONUNBUFFERED": "1"}
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
@@ -95,9 +108,12 @@ class MotoProcess:
                     raise MotoProcessError(f"moto server on {self.url} exited with {code}")
                 try:
                     with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):
-                        return self.url
+                        pass
                 except (urllib.error.URLError, OSError):
                     time.sleep(0.05)
+                    continue
+                if self._process.poll() is None:
+                    return self.url
             self._terminate()
             raise MotoProcessError(
                 f"moto server on {self.url} did not answer within {self.startup_timeout:g} s"

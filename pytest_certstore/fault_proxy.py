@@ -69,20 +69,14 @@ def infer_operation(
     if bucket is None:
         return "ListBuckets", None, None
     if key is None:
-        sub = {
-            "lifecycle": "BucketLifecycleConfiguration",
-            "versioning": "BucketVersioning",
-            "policy": "BucketPolicy",
-            "tagging": "BucketTagging",
-            "cors": "BucketCors",
-        }
-        for name, suffix in sub.items():
-            if name in query:
-                verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method, "Get")
-                return f"{verb}{suffix}", bucket, None
+        for name, operations in _BUCKET_SUBRESOURCES.items():
+            if name in query and method in operations:
+                return operations[method], bucket, None
         if method == "POST" and "delete" in query:
             return "DeleteObjects", bucket, None
         if method == "GET":
+            if "versions" in query:
+                return "ListObjectVersions", bucket, None
             if "uploads" in query:
                 return "ListMultipartUploads", bucket, None
             if "location" in query:
@@ -99,30 +93,99 @@ def infer_operation(
             bucket,
             None,
         )
-    if method == "PUT":
-        if "partNumber" in query and "uploadId" in query:
-            copy = any(k.lower() == "x-amz-copy-source" for k in headers)
+    for name, operations in _OBJECT_SUBRESOURCES.items():
+        if name in query and method in operations:
+            return operations[method], bucket, key
+    copy = any(k.lower() == "x-amz-copy-source" for k in headers)
+    if "uploadId" in query:
+        if method == "PUT":
             return ("UploadPartCopy" if copy else "UploadPart"), bucket, key
-        if "tagging" in query:
-            return "PutObjectTagging", bucket, key
-        if any(k.lower() == "x-amz-copy-source" for k in headers):
-            return "CopyObject", bucket, key
-        return "PutObject", bucket, key
+        return (
+            {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(
+                method, "ListParts"
+            ),
+            bucket,
+            key,
+        )
+    if method == "PUT":
+        return ("CopyObject" if copy else "PutObject"), bucket, key
     if method == "POST":
-        if "uploads" in query:
-            return "CreateMultipartUpload", bucket, key
-        if "uploadId" in query:
-            return "CompleteMultipartUpload", bucket, key
-        return "PostObject", bucket, key
+        return ("CreateMultipartUpload" if "uploads" in query else "PostObject"), bucket, key
     if method == "DELETE":
-        return ("AbortMultipartUpload" if "uploadId" in query else "DeleteObject"), bucket, key
+        return "DeleteObject", bucket, key
     if method == "HEAD":
         return "HeadObject", bucket, key
-    if "uploadId" in query:
-        return "ListParts", bucket, key
-    if "tagging" in query:
-        return "GetObjectTagging", bucket, key
     return "GetObject", bucket, key
+
+
+#: Sub-resource query parameter -> {HTTP method: S3 operation}, for buckets and for objects.
+_BUCKET_SUBRESOURCES: dict[str, dict[str, str]] = {
+    "acl": {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
+    "lifecycle": {
+        "GET": "GetBucketLifecycleConfiguration",
+        "PUT": "PutBucketLifecycleConfiguration",
+        "DELETE": "DeleteBucketLifecycle",
+    },
+    "versioning": {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"},
+    "policy": {"GET": "GetBucketPolicy", "PUT": "PutBucketPolicy", "DELETE": "DeleteBucketPolicy"},
+    "tagging": {
+        "GET": "GetBucketTagging",
+        "PUT": "PutBucketTagging",
+        "DELETE": "DeleteBucketTagging",
+    },
+    "cors": {"GET": "GetBucketCors", "PUT": "PutBucketCors", "DELETE": "DeleteBucketCors"},
+    "encryption": {
+        "GET": "GetBucketEncryption",
+        "PUT": "PutBucketEncryption",
+        "DELETE": "DeleteBucketEncryption",
+    },
+    "website": {
+        "GET": "GetBucketWebsite",
+        "PUT": "PutBucketWebsite",
+        "DELETE": "DeleteBucketWebsite",
+    },
+    "logging": {"GET": "GetBucketLogging", "PUT": "PutBucketLogging"},
+    "notification": {
+        "GET": "GetBucketNotificationConfiguration",
+        "PUT": "PutBucketNotificationConfiguration",
+    },
+    "replication": {
+        "GET": "GetBucketReplication",
+        "PUT": "PutBucketReplication",
+        "DELETE": "DeleteBucketReplication",
+    },
+    "ownershipControls": {
+        "GET": "GetBucketOwnershipControls",
+        "PUT": "PutBucketOwnershipControls",
+        "DELETE": "DeleteBucketOwnershipControls",
+    },
+    "publicAccessBlock": {
+        "GET": "GetPublicAccessBlock",
+        "PUT": "PutPublicAccessBlock",
+        "DELETE": "DeletePublicAccessBlock",
+    },
+    "object-lock": {"GET": "GetObjectLockConfiguration", "PUT": "PutObjectLockConfiguration"},
+    "accelerate": {
+        "GET": "GetBucketAccelerateConfiguration",
+        "PUT": "PutBucketAccelerateConfiguration",
+    },
+    "requestPayment": {"GET": "GetBucketRequestPayment", "PUT": "PutBucketRequestPayment"},
+    "policyStatus": {"GET": "GetBucketPolicyStatus"},
+}
+_OBJECT_SUBRESOURCES: dict[str, dict[str, str]] = {
+    "acl": {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
+    "tagging": {
+        "GET": "GetObjectTagging",
+        "PUT": "PutObjectTagging",
+        "DELETE": "DeleteObjectTagging",
+    },
+    "attributes": {"GET": "GetObjectAttributes"},
+    "retention": {"GET": "GetObjectRetention", "PUT": "PutObjectRetention"},
+    "legal-hold": {"GET": "GetObjectLegalHold", "PUT": "PutObjectLegalHold"},
+    "torrent": {"GET": "GetObjectTorrent"},
+    "restore": {"POST": "RestoreObject"},
+    "select": {"POST": "SelectObjectContent"},
+}
 
 
 class _Server(ThreadingHTTPServer):

@@ -271,16 +271,54 @@ def _note_kind(request: pytest.FixtureRequest, kind: str) -> None:
 
 
 class _Session:
-    """One session-scoped S3 service: its client, and how tests get buckets on it."""
+    """One session-scoped S3 service: its client, and how tests get buckets on it.
+
+    ``admin`` is a second client that no fault rule is ever attached to: set-up and clean-up
+    go through it, so a test's faults (still attached while fixtures it requested later are
+    torn down first) cannot break the clean-up or leave a bucket behind for the next test.
+    ``owned``: this session's service serves this process only, so buckets a test created
+    besides its own can be dropped after it (not on a shared ``--s3-endpoint``).
+    """
 
     def __init__(
-        self, client: Any, endpoint_url: str | None, kind: str, fake: Any = None, pool: Any = None
+        self,
+        client: Any,
+        endpoint_url: str | None,
+        kind: str,
+        fake: Any = None,
+        pool: Any = None,
+        admin: Any = None,
+        owned: bool = True,
     ) -> None:
         self.client = client
         self.endpoint_url = endpoint_url
         self.kind = kind
         self.fake = fake
         self.pool = pool
+        self.admin = admin if admin is not None else client
+        self.owned = owned
+
+    def bucket_names(self) -> set[str]:
+        """The buckets that exist now (empty when the service is not this process's own)."""
+        if not self.owned:
+            return set()
+        if self.fake is not None:
+            return set(self.fake.bucket_names())
+        return {b["Name"] for b in self.admin.list_buckets().get("Buckets", [])}
+
+    def drop_bucket(self, name: str) -> bool:
+        """Empty and delete ``name``; True once it is gone (also when the test deleted it)."""
+        if self.fake is not None:
+            self.fake.delete_bucket(name)
+            return True
+        return _drop_bucket(self.admin, name)
+
+    def drop_extra_buckets(self, before: set[str]) -> None:
+        """Drop the buckets a test created besides its own, so the next test cannot see them."""
+        if not self.owned:
+            return
+        for name in sorted(self.bucket_names() - before):
+            self.drop_bucket(name)
 
 
 @pytest.fixture(scope="session")
@@ -299,51 +337,84 @@ def s3(_certstore_fake_session: _Session, request: pytest.FixtureRequest) -> Ite
     """The fast fake: an in-memory S3 behind a real boto3 client, a fresh empty bucket.
 
     Bucket names come from a small pool (a name is never shared by two running tests, and its
-    bucket is recreated empty for each test) so botocore's endpoint cache stays warm.
+    bucket is recreated empty for each test) so botocore's endpoint cache stays warm. The
+    fake's ``operations`` start empty for each test; buckets the test creates besides its own
+    are dropped after it.
     """
     session = _certstore_fake_session
     name = session.pool.acquire()
+    before = session.bucket_names() - {name}
     session.fake.create_bucket(name, replace=True)
+    session.fake.clear_operations()
     _note_kind(request, "fake")
     try:
         yield S3Target(session.client, name, None, "fake", fake=session.fake)
     finally:
         session.fake.delete_bucket(name)
         session.pool.release(name)
+        session.drop_extra_buckets(before)
+
+
+def _moto_client(stubber: Any) -> Any:
+    client = make_client(None)
+    client.meta.events.register("before-send", stubber)
+    return client
 
 
 @pytest.fixture(scope="session")
 def _certstore_moto_session() -> Iterator[_Session]:
-    from moto import mock_aws
+    """moto's S3 in this process, answering this session's own clients only.
+
+    Not ``mock_aws()``: its patching is process-wide (moto's fake credentials put into
+    ``os.environ``, every boto3 client in the process answered by moto) and would outlast the
+    first test that asked for ``s3_moto`` -- a later test's client without an endpoint,
+    ``s3_live``'s included, would be talking to moto. A private stubber on each client instead.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
 
     from pytest_certstore.fake_s3 import BucketPool
 
-    mock = mock_aws()
-    mock.start()
+    stubber = BotocoreStubber()
+    stubber.enabled = True
+    yield _Session(
+        _moto_client(stubber),
+        None,
+        "moto",
+        pool=BucketPool("certstore-moto"),
+        admin=_moto_client(stubber),
+    )
+
+
+def _leased_bucket(
+    session: _Session, request: pytest.FixtureRequest, kind: str
+) -> Iterator[S3Target]:
+    """A pooled name's bucket, created empty; after the test, dropped with the admin client.
+    A name whose bucket could not be dropped is retired, so no later test inherits it."""
+    name = session.pool.acquire()
+    before = session.bucket_names() - {name}
+    if name in before:  # left over: drop it so this test starts empty
+        session.drop_bucket(name)
+    session.admin.create_bucket(Bucket=name)
+    _note_kind(request, kind)
+    gone = False
     try:
-        yield _Session(make_client(None), None, "moto", pool=BucketPool("certstore-moto"))
+        yield S3Target(session.client, name, session.endpoint_url, kind)
     finally:
-        mock.stop()
+        try:
+            gone = session.drop_bucket(name)
+            session.drop_extra_buckets(before)
+        finally:
+            if gone:
+                session.pool.release(name)
 
 
 @pytest.fixture
 def s3_moto(
     _certstore_moto_session: _Session, request: pytest.FixtureRequest
 ) -> Iterator[S3Target]:
-    """In-process moto for the long tail of the S3 API: one mock per session, a fresh bucket."""
-    session = _certstore_moto_session
-    name = session.pool.acquire()
-    session.client.create_bucket(Bucket=name)
-    _note_kind(request, "moto")
-    try:
-        yield S3Target(session.client, name, None, "moto")
-    finally:
-        try:
-            abort_uploads(session.client, name)
-            empty_bucket(session.client, name)
-            session.client.delete_bucket(Bucket=name)
-        finally:
-            session.pool.release(name)
+    """In-process moto for the long tail of the S3 API: one moto per session (reachable only
+    through this fixture's clients), a fresh bucket per test."""
+    yield from _leased_bucket(_certstore_moto_session, request, "moto")
 
 
 @pytest.fixture(scope="session")
@@ -365,20 +436,29 @@ def s3_server_url(pytestconfig: pytest.Config) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def _certstore_server_session(s3_server_url: str) -> _Session:
-    return _Session(make_client(s3_server_url), s3_server_url, "server")
+def _certstore_server_session(s3_server_url: str, pytestconfig: pytest.Config) -> _Session:
+    return _Session(
+        make_client(s3_server_url),
+        s3_server_url,
+        "server",
+        admin=make_client(s3_server_url),
+        owned=not pytestconfig.getoption("s3_endpoint"),
+    )
 
 
-def _fresh_bucket(session: _Session, config: pytest.Config) -> str:
-    name = unique_bucket_name(_worker(config))
-    session.client.create_bucket(Bucket=name)
-    return name
+def _drop_bucket(client: Any, name: str) -> bool:
+    """Abort uploads, empty and delete ``name``; True when it is gone (a bucket the test
+    deleted itself is not an error)."""
+    from botocore.exceptions import ClientError
 
-
-def _drop_bucket(client: Any, name: str) -> None:
-    abort_uploads(client, name)
-    empty_bucket(client, name)
-    client.delete_bucket(Bucket=name)
+    try:
+        abort_uploads(client, name)
+        empty_bucket(client, name)
+        client.delete_bucket(Bucket=name)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+    return True
 
 
 @pytest.fixture
@@ -391,12 +471,17 @@ def s3_server(
     ``s3_server.env()`` point another process at it.
     """
     session = _certstore_server_session
-    name = _fresh_bucket(session, request.config)
+    name = unique_bucket_name(_worker(request.config))
+    before = session.bucket_names()
+    session.admin.create_bucket(Bucket=name)
     _note_kind(request, "server")
     try:
         yield S3Target(session.client, name, session.endpoint_url, "server")
     finally:
-        _drop_bucket(session.client, name)
+        try:
+            _drop_bucket(session.admin, name)
+        finally:
+            session.drop_extra_buckets(before)
 
 
 @pytest.fixture(scope="session")
@@ -414,7 +499,12 @@ def _certstore_live_session(pytestconfig: pytest.Config) -> _Session:
         credentials=credentials,
         region=env.get("AWS_S3_REGION_NAME") or "us-east-1",
     )
-    return _Session(client, env.get("AWS_S3_ENDPOINT_URL"), "live")
+    admin = make_client(
+        env.get("AWS_S3_ENDPOINT_URL"),
+        credentials=credentials,
+        region=env.get("AWS_S3_REGION_NAME") or "us-east-1",
+    )
+    return _Session(client, env.get("AWS_S3_ENDPOINT_URL"), "live", admin=admin, owned=False)
 
 
 @pytest.fixture
@@ -432,8 +522,8 @@ def s3_live(request: pytest.FixtureRequest) -> Iterator[S3Target]:
     try:
         yield S3Target(session.client, bucket, session.endpoint_url, "live", prefix=prefix)
     finally:
-        abort_uploads(session.client, bucket, prefix)
-        empty_bucket(session.client, bucket, prefix)
+        abort_uploads(session.admin, bucket, prefix)
+        empty_bucket(session.admin, bucket, prefix)
 
 
 @pytest.fixture

@@ -120,8 +120,13 @@ class S3Target:
     def get(self, name: str) -> bytes:
         """The bytes stored under ``name`` (raises botocore's ``NoSuchKey`` if absent)."""
         response = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
-        with response["Body"] as body:
+        body = response["Body"]
+        try:
+            # read() on the StreamingBody itself: botocore validates the response checksum
+            # there (``with body as raw`` would hand out the raw stream and skip it)
             return bytes(body.read())
+        finally:
+            body.close()
 
     def exists(self, name: str) -> bool:
         """Whether an object exists under ``name``."""

@@ -97,6 +97,11 @@ class FakeS3:
         with self._ops_lock:
             self._operations.clear()
 
+    def clear_operations(self) -> None:
+        """Forget the recorded operations (the ``s3`` fixture does, before each test)."""
+        with self._ops_lock:
+            self._operations.clear()
+
     def create_bucket(self, name: str, *, region: str = "us-east-1", replace: bool = False) -> str:
         """Create an empty bucket directly (no request); ``replace`` empties an existing one."""
         try:

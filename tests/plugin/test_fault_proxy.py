@@ -136,6 +136,15 @@ def test_proxy_refuses_non_loopback_and_bad_upstreams() -> None:
         ("DELETE", "/b/k", {"uploadId": "u"}, {}, ("AbortMultipartUpload", "b", "k")),
         ("HEAD", "/b/k", {}, {}, ("HeadObject", "b", "k")),
         ("DELETE", "/b/k", {}, {}, ("DeleteObject", "b", "k")),
+        # sub-resources are their own operations, not the object's or bucket's plain ones
+        ("GET", "/b/k", {"acl": ""}, {}, ("GetObjectAcl", "b", "k")),
+        ("PUT", "/b/k", {"acl": ""}, {}, ("PutObjectAcl", "b", "k")),
+        ("DELETE", "/b/k", {"tagging": ""}, {}, ("DeleteObjectTagging", "b", "k")),
+        ("GET", "/b/k", {"attributes": ""}, {}, ("GetObjectAttributes", "b", "k")),
+        ("GET", "/b/k", {"uploadId": "u"}, {}, ("ListParts", "b", "k")),
+        ("GET", "/b", {"acl": ""}, {}, ("GetBucketAcl", "b", None)),
+        ("GET", "/b", {"versions": ""}, {}, ("ListObjectVersions", "b", None)),
+        ("DELETE", "/b", {"lifecycle": ""}, {}, ("DeleteBucketLifecycle", "b", None)),
     ],
 )
 def test_operation_inference(
@@ -146,6 +155,27 @@ def test_operation_inference(
     expected: tuple,
 ) -> None:  # type: ignore[type-arg]
     assert infer_operation(method, path, query, headers) == expected
+
+
+def test_every_inferred_sub_resource_operation_is_a_real_s3_operation() -> None:
+    from pytest_certstore.fault_proxy import _BUCKET_SUBRESOURCES, _OBJECT_SUBRESOURCES
+    from pytest_certstore.faults import s3_operation_names
+
+    named = {
+        op
+        for table in (_BUCKET_SUBRESOURCES, _OBJECT_SUBRESOURCES)
+        for by in table.values()
+        for op in by.values()
+    }
+    assert named - s3_operation_names() == set()
+
+
+def test_a_get_object_rule_does_not_fire_on_get_object_acl(s3_fault_proxy) -> None:  # type: ignore[no-untyped-def]
+    s3_fault_proxy.target.put("k.pdf", b"x")
+    rule = s3_fault_proxy.inject("InternalError", "GetObject")
+    s3_fault_proxy.client.get_object_acl(Bucket=s3_fault_proxy.bucket, Key="k.pdf")
+    assert s3_fault_proxy.fired(rule) == 0
+    assert s3_fault_proxy.attempts("GetObjectAcl") == 1
 
 
 def test_virtual_hosted_requests_are_understood() -> None:

@@ -141,3 +141,104 @@ def test_s3_live_without_a_bucket_fails_clearly(
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*AWS_STORAGE_BUCKET_NAME is not set*"])
+
+
+def test_a_tests_faults_and_deletions_cannot_break_cleanup_or_leak(
+    pytester: pytest.Pytester,
+) -> None:
+    """Faults still attached while a lazily requested S3 fixture is torn down, a test that
+    deletes its own bucket, extra buckets and the fake's operations log: the next test still
+    starts clean, and no teardown errors."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        KINDS = ["s3", "s3_moto", "s3_server"]
+
+        @pytest.mark.parametrize("kind", ["s3_moto", "s3_server"])
+        def test_faults_outlive_the_target(cert_storage, s3_faults, kind):
+            storage = cert_storage(dual_write=True, s3=kind)
+            storage.save("k.pdf", b"%PDF")
+            s3_faults.inject("InternalError")
+
+        @pytest.mark.parametrize("kind", KINDS)
+        def test_deletes_its_bucket_and_makes_another(request, kind):
+            target = request.getfixturevalue(kind)
+            target.put("k.pdf", b"x")
+            target.client.delete_object(Bucket=target.bucket, Key="k.pdf")
+            target.client.delete_bucket(Bucket=target.bucket)
+            target.client.create_bucket(Bucket=f"my-archive-{kind.replace('_', '-')}")
+
+        @pytest.mark.parametrize("kind", KINDS)
+        def test_next_test_starts_clean(request, kind):
+            target = request.getfixturevalue(kind)
+            assert target.keys() == []
+            names = {b["Name"] for b in target.client.list_buckets()["Buckets"]}
+            assert names == {target.bucket}, names
+            if kind == "s3":
+                assert target.fake.operations == ["ListObjectsV2", "ListBuckets"]
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=8)
+
+
+def test_s3_moto_answers_its_own_clients_only(pytester: pytest.Pytester) -> None:
+    """moto must not be left answering every boto3 client of the session (a later live test
+    would be talking to moto) nor put its fake credentials into os.environ."""
+    pytester.makepyfile(
+        """
+        import os
+
+        import boto3
+        from botocore.awsrequest import AWSResponse
+
+        BEFORE = os.environ.get("AWS_ACCESS_KEY_ID")
+
+        def test_uses_moto(s3_moto):
+            s3_moto.put("a.pdf", b"x")
+            assert s3_moto.get("a.pdf") == b"x"
+
+        def test_later_clients_are_not_moto():
+            assert os.environ.get("AWS_ACCESS_KEY_ID") == BEFORE
+            client = boto3.client(
+                "s3", region_name="eu-west-1",
+                aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+            )
+            seen = []
+
+            class Raw:
+                def stream(self, **kwargs):
+                    yield b""
+
+            def answer(request, **kwargs):
+                seen.append(request.url)
+                return AWSResponse(request.url, 200, {}, Raw())
+
+            client.meta.events.register("before-send", answer)
+            client.list_buckets()
+            assert seen, "the request was answered before reaching this client's own handler"
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_target_get_checks_the_response_checksum(s3: S3Target, s3_faults) -> None:  # type: ignore[no-untyped-def]
+    from botocore.exceptions import FlexibleChecksumError
+
+    s3.put("k.pdf", bytes(range(256)) * 4)
+    s3_faults.inject("corrupt", "GetObject")
+    with pytest.raises(FlexibleChecksumError):
+        s3.get("k.pdf")
+
+
+def test_a_moto_server_refuses_a_port_another_server_holds(s3_server_url: str) -> None:
+    """Else the readiness probe would be answered by the other server, and two sessions would
+    share one S3 without knowing it."""
+    from urllib.parse import urlparse
+
+    from pytest_certstore.moto_server import MotoServer, MotoServerError
+
+    taken = urlparse(s3_server_url).port
+    with pytest.raises(MotoServerError, match="already in use"):
+        MotoServer(port=taken).start()
