@@ -147,6 +147,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("slo")
     if marker is None:
         return
+    own = [m for m in getattr(item, "own_markers", ()) if m.name == "slo"]
+    if len(own) > 1:
+        raise SloMarkerError(
+            f"{item.nodeid} has {len(own)} @pytest.mark.slo markers; give one with every "
+            "limit (only one would be judged)",
+        )
     target = parse_marker(marker.args, marker.kwargs)
     names = getattr(item, "fixturenames", ())
     if "slo_sampler" not in names and "benchmark" not in names:

@@ -89,9 +89,14 @@ def parse_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> SloTarget:
                 or not math.isfinite(value)
                 or value <= 0
             ):
+                why = (
+                    " (a NaN or infinite limit could never fail)"
+                    if isinstance(value, float) and not math.isfinite(value)
+                    else ""
+                )
                 raise SloMarkerError(
-                    f"@pytest.mark.slo {key}={value!r} must be a finite number > 0 "
-                    "(a NaN or infinite limit could never fail)",
+                    f"@pytest.mark.slo {key}={value!r} must be a finite number > 0 (milliseconds)"
+                    + why,
                     argument=key,
                 )
             latency[key] = float(value)

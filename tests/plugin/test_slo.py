@@ -203,14 +203,25 @@ def test_marker_problems_error_at_setup(pytester: pytest.Pytester) -> None:
         @pytest.mark.slo(p95_ms=50)
         def test_nothing_measured():
             raise AssertionError("must not run")
+
+        @pytest.mark.slo(p95_ms=50)
+        @pytest.mark.slo(p99_ms=80)
+        def test_stacked(slo_sampler):
+            raise AssertionError("must not run")
+
+        @pytest.mark.slo(p95_ms="50")
+        def test_text_limit(slo_sampler):
+            raise AssertionError("must not run")
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(
         [
             "*SloMarkerError: @pytest.mark.slo got unknown argument(s) p95*",
             "*uses neither the slo_sampler fixture nor*benchmark*",
+            "*has 2 @pytest.mark.slo markers; give one*",
+            "*p95_ms='50' must be a finite number > 0 (milliseconds)",
         ]
     )
 
