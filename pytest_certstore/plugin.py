@@ -171,10 +171,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
     try:
         outcome = yield
-    except pytest.skip.Exception:
+    except (pytest.skip.Exception, pytest.xfail.Exception):
         raise
     except BaseException as err:
-        _record(item, target, test_error=f"{type(err).__name__}: {err}".splitlines()[0])
+        if item.get_closest_marker("xfail") is None:  # an expected failure is not an SLO's
+            _record(item, target, test_error=f"{type(err).__name__}: {err}".splitlines()[0])
         raise
     bench = getattr(item, "funcargs", {}).get("benchmark")
     if getattr(bench, "disabled", False) and not len(item.funcargs.get("slo_sampler") or ()):
@@ -186,6 +187,24 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if result["verdict"] != "pass" and item.config.getoption("slo_mode") == "enforce":
         pytest.fail(format_table(result) + "\n" + "\n".join(result["failures"]), pytrace=False)
     return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """An SLO test whose fixtures failed still gets its line in the SLO report (an error),
+    so the report's count of objectives does not quietly shrink."""
+    report = yield
+    target = item.stash.get(_slo_target_key, None)
+    if (
+        target is not None
+        and call.when == "setup"
+        and report.failed
+        and item.get_closest_marker("xfail") is None
+    ):
+        first = str(call.excinfo.value).splitlines() if call.excinfo else []
+        what = f"{call.excinfo.typename}: {first[0] if first else ''}" if call.excinfo else ""
+        _record(item, target, test_error=f"set-up failed: {what}".rstrip(": "))
+    return report
 
 
 def _record(item: pytest.Item, target: SloTarget, test_error: str | None = None) -> dict[str, Any]:

@@ -277,3 +277,34 @@ def test_a_disabled_benchmark_skips_instead_of_judging_nothing(pytester: pytest.
     result = pytester.runpytest("--benchmark-disable", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*slo not judged: pytest-benchmark is disabled*"])
+
+
+def test_set_up_failures_are_reported_and_expected_failures_are_not(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("no endpoint")
+
+        @pytest.mark.slo(p95_ms=50, min_samples=1)
+        def test_fixture_fails(broken, slo_sampler):
+            pass
+
+        @pytest.mark.xfail(reason="known slow path", strict=True)
+        @pytest.mark.slo(p95_ms=50, min_samples=1)
+        def test_expected_to_fail(slo_sampler):
+            raise AssertionError("known")
+        """
+    )
+    report = pytester.path / "slo.json"
+    result = pytester.runpytest(f"--slo-report={report}")
+    result.assert_outcomes(errors=1, xfailed=1)
+    data = _report(report)
+    assert data["summary"]["objectives"] == 1 and data["summary"]["error"] == 1
+    (only,) = data["objectives"]
+    assert only["test_id"].endswith("test_fixture_fails") and only["verdict"] == "error"
+    assert "set-up failed: RuntimeError: no endpoint" in only["failures"][0]
