@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from certstore.cli._types import FiniteFloatRange
+
 
 def _echo_err(line: str) -> None:
     click.echo(line, err=True)
@@ -78,7 +80,7 @@ def _echo_err(line: str) -> None:
 @click.option("--catalog", "catalog_url", help="Catalog URL (default CERTSTORE_CATALOG_URL).")
 @click.option(
     "--progress-interval",
-    type=click.FloatRange(0.1, 3600),
+    type=FiniteFloatRange(0.1, 3600),
     default=5.0,
     show_default=True,
     help="Seconds between progress lines when not on a terminal.",

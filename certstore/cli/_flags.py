@@ -8,6 +8,7 @@ import time
 import click
 
 from certstore import config
+from certstore.cli._types import FiniteFloatRange
 
 
 def _table(rows: list[config.Resolved]) -> str:
@@ -28,14 +29,14 @@ def _table(rows: list[config.Resolved]) -> str:
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(0.05, 60),
+    type=FiniteFloatRange(0.05, 60),
     default=0.2,
     show_default=True,
     help="Seconds between checks with --watch.",
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(0.1, 86400),
+    type=FiniteFloatRange(0.1, 86400),
     default=60.0,
     show_default=True,
     help="Stop --watch after this many seconds.",

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from certstore.cli._app import EXIT_FAILURE, EXIT_OK
+from certstore.cli._types import FiniteFloatRange
 
 
 class _Bar:
@@ -37,21 +38,21 @@ class _Bar:
 )
 @click.option(
     "--size-kb",
-    type=click.FloatRange(0, 256 * 1024),
+    type=FiniteFloatRange(0, 256 * 1024),
     default=50.0,
     show_default=True,
     help="Mean certificate size in KiB (each varies ±20 %).",
 )
 @click.option(
     "--utf8-share",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.1,
     show_default=True,
     help="Share of keys with UTF-8 names (Curaçao, 東京, Δ ...).",
 )
 @click.option(
     "--legacy-share",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.5,
     show_default=True,
     help="Share saved in phase 0 (local only) for the backfill to migrate.",
@@ -86,7 +87,7 @@ class _Bar:
 )
 @click.option(
     "--inject-faults",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.0,
     show_default=True,
     metavar="RATE",
@@ -95,7 +96,7 @@ class _Bar:
 )
 @click.option(
     "--inject-latency-ms",
-    type=click.FloatRange(0, 60_000),
+    type=FiniteFloatRange(0, 60_000),
     default=0.0,
     show_default=True,
     metavar="MS",
@@ -124,7 +125,7 @@ class _Bar:
 )
 @click.option(
     "--time-limit",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     default=900.0,
     show_default=True,
     help="Seconds after which the rehearsal stops (and says NO-GO).",

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from certstore.cli._types import FiniteFloatRange
+
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -65,7 +67,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 )
 @click.option(
     "--exists-ttl",
-    type=click.FloatRange(0, 300),
+    type=FiniteFloatRange(0, 300),
     default=None,
     metavar="SECONDS",
     help="Skip the S3 HEAD for keys confirmed this recently; 0 turns it off  "

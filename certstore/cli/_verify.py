@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from certstore.cli._types import FiniteFloatRange
 from certstore.errors import ConfigError
 
 #: Same as :data:`certstore.verify.DEFAULT_THRESHOLD_PERCENT` (not imported: keeps start-up fast).
@@ -30,7 +31,7 @@ def _sample_rate(_ctx: click.Context, param: click.Parameter, value: float) -> f
 _common = [
     click.option(
         "--threshold-percent",
-        type=click.FloatRange(0, 100),
+        type=FiniteFloatRange(0, 100),
         default=DEFAULT_THRESHOLD_PERCENT,
         show_default=True,
         help="FAIL (exit 1) when the mismatch rate is above this.",

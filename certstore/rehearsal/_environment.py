@@ -27,7 +27,8 @@ from typing import Any
 
 from certstore.backends.s3 import S3Backend, build_client
 from certstore.config import Flags, FlagSource, Settings
-from certstore.errors import CertstoreError, ConfigError
+from certstore.errors import CertstoreError, ConfigError, InvalidKeyError
+from certstore.keys import normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,18 @@ def open_environment(
 ) -> Environment:
     """Set up an :class:`Environment` (call :meth:`Environment.close` when done)."""
     base = base or Settings.from_env()
-    key_prefix = prefix if prefix is not None else base.key_prefix
+    key_prefix = base.key_prefix
+    if prefix is not None:
+        # the same rules as AWS_S3_KEY_PREFIX ('/abs' is 'abs/'): every part of the run (and
+        # its clean-up) must agree on one form of every key
+        try:
+            key_prefix = normalize_prefix(prefix)
+        except InvalidKeyError as err:
+            raise ConfigError(
+                f"--prefix {prefix!r} is not a valid key prefix: {err}",
+                variable="--prefix",
+                value=prefix,
+            ) from err
     base_prefix = key_prefix
     if real_s3:
         name = bucket or base.bucket
@@ -165,7 +177,7 @@ def open_environment(
                 catalog_url=catalog_url,
             )
             endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
-            S3Backend(build_client(settings), name, prefix=key_prefix).check_bucket()
+            S3Backend(build_client(settings), name, prefix=settings.key_prefix).check_bucket()
             mode = "real"
         else:
             server, url = _start_server()

@@ -163,3 +163,23 @@ def test_after_obstore_the_cli_runs_exit_handlers_then_exits_without_finalizing(
     assert '"settings"' in result.stdout
     assert result.stdout.rstrip().endswith("exit handlers ran")
     assert "unreachable" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rehearse", "--size-kb", "nan"],
+        ["rehearse", "--time-limit", "inf"],
+        ["rehearse", "--inject-faults", "nan"],
+        ["backfill", "--dry-run", "--progress-interval", "nan"],
+        ["flags", "--watch", "--interval", "nan"],
+        ["serve", "--exists-ttl", "nan"],
+    ],
+)
+def test_non_finite_numbers_are_usage_errors(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nan passes every bound check (each comparison is False): it silenced progress lines
+    and crashed the rehearsal with a traceback."""
+    assert main(args) == 2
+    assert "is not a finite number" in capsys.readouterr().err

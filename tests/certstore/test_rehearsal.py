@@ -209,3 +209,30 @@ def test_real_s3_mode_validates_the_lifecycle_without_applying_it(
     lifecycle = next(c for c in result.checks if c.id == "lifecycle_valid")
     assert lifecycle.status == "FAIL"
     assert "no lifecycle configuration" in lifecycle.note and "not applied" in lifecycle.note
+
+
+@pytest.mark.parametrize(("given", "expected"), [("/ops/", "ops/"), ("ops", "ops/")])
+def test_real_s3_mode_normalises_the_prefix_like_the_key_prefix_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    http_bucket: str,
+    http_client: Any,
+    given: str,
+    expected: str,
+) -> None:
+    """'/ops' once made 'ops' keys for some parts of the run and '/ops' keys for others:
+    checks failed that had not, and the clean-up missed objects while reporting none left."""
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
+    result = run_rehearsal(
+        RehearsalOptions(count=5, size=512, real_s3=True, bucket=http_bucket, prefix=given)
+    )
+    failed = {c.id for c in result.checks if c.status == "FAIL"}
+    assert failed <= {"lifecycle_valid"}, failed  # no policy on this bucket: expected
+    assert result.environment["prefix"].startswith(f"{expected}rehearsal-")
+    assert result.cleanup == {"deleted": 5, "remaining": 0, "errors": []}
+    assert http_client.list_objects_v2(Bucket=http_bucket).get("KeyCount") == 0
+
+
+def test_a_prefix_that_is_not_a_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["--real-s3", "--bucket", "b", "--prefix", "a/../b"], capsys)
+    assert code == 2 and "--prefix 'a/../b' is not a valid key prefix" in err
