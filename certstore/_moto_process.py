@@ -42,6 +42,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: The child: moto's server, plus a watchdog that ends it when the process that started it is
+#: gone. The child runs in its own session (a Ctrl-C meant for the parent must not kill the
+#: endpoint under a clean shutdown), so without the watchdog a parent killed by SIGTERM or
+#: SIGKILL would leave the server running for ever.
+_CHILD = """
+import os, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(sys.argv[2:])
+"""
+
+
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -52,7 +69,8 @@ def _port_is_free(host: str, port: int) -> bool:
 
 
 class MotoProcess:
-    """``python -m moto.server`` on a loopback port, as a child process."""
+    """moto's server (``moto.server.main``) on a loopback port, as a child process that ends
+    when its parent does."""
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 30.0
@@ -93,7 +111,16 @@ class MotoProcess:
                 raise MotoProcessError(f"{self.host}:{self.port} is already in use")
             env = {**os.environ, **FAKE_CREDENTIALS, "PYTHONUNBUFFERED": "1"}
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    str(os.getpid()),
+                    "-H",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -197,20 +201,21 @@ def rehearse_command(
     )
     out = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
     err = Console(stderr=True)
-    if no_progress or as_json:
-        result = run_rehearsal(options)
-    else:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        ) as progress:
-            result = run_rehearsal(
-                options, progress=lambda label, total: _Bar(progress, label, total)
-            )
+    with _sigterm_as_interrupt():
+        if no_progress or as_json:
+            result = run_rehearsal(options)
+        else:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            ) as progress:
+                result = run_rehearsal(
+                    options, progress=lambda label, total: _Bar(progress, label, total)
+                )
     if as_json:
         click.echo(to_json(result), nl=False)
     else:
@@ -219,6 +224,25 @@ def rehearse_command(
         md_path, json_path = write_reports(result, report_path)
         err.print(f"reports: {md_path} {json_path}")
     return EXIT_OK if result.go else EXIT_FAILURE
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the rehearsal the way Ctrl-C does, through its clean-up: objects written
+    under the rehearsal prefix (on a real bucket: inside production's prefix), the embedded
+    endpoint and the scratch folder. Python's default for SIGTERM is to die on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(group: click.Group) -> None:

@@ -236,3 +236,31 @@ def test_real_s3_mode_normalises_the_prefix_like_the_key_prefix_setting(
 def test_a_prefix_that_is_not_a_key_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["--real-s3", "--bucket", "b", "--prefix", "a/../b"], capsys)
     assert code == 2 and "--prefix 'a/../b' is not a valid key prefix" in err
+
+
+def test_sigterm_stops_the_rehearsal_through_its_clean_up(tmp_path: Path) -> None:
+    """Like Ctrl-C: exit 130, and no scratch folder or embedded endpoint left behind (Python's
+    default for SIGTERM is to die on the spot, skipping every clean-up)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "certstore", "rehearse", "--count", "5000", "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("certstore-rehearsal-*/media/*")):
+        assert process.poll() is None and time.monotonic() < deadline, "no rehearsal started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert list(tmp_path.glob("certstore-rehearsal-*")) == []

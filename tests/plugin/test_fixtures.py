@@ -242,3 +242,33 @@ def test_a_moto_server_refuses_a_port_another_server_holds(s3_server_url: str) -
     taken = urlparse(s3_server_url).port
     with pytest.raises(MotoServerError, match="already in use"):
         MotoServer(port=taken).start()
+
+
+def test_a_moto_server_ends_when_the_process_that_started_it_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The server runs in a session of its own (a Ctrl-C for the parent must not kill it under
+    a clean shutdown); a parent killed outright must still not leave it running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import time\n"
+        "from pytest_certstore.moto_server import MotoServer\n"
+        "server = MotoServer(); server.start(); print(server.pid, flush=True); time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the moto server outlived the process that started it")
