@@ -136,6 +136,16 @@ def load_thresholds(path: str | Path) -> Thresholds:
                 )
             expected[short] = value
         updates["expected_flags"] = expected
+    for check in _NUMERIC:
+        value = updates.get(check.attribute)
+        if value is not None and value <= 0 and (check.op is operator.lt or check.unit == "ms"):
+            raise ThresholdsError(
+                f"thresholds file {text_path!r}: {check.attribute} = {value:g} could never "
+                f"pass (the check is '{check.title} {check.symbol} {value:g} {check.unit}'); "
+                "use a value above 0",
+                path=text_path,
+                key=check.attribute,
+            )
     thresholds = replace(Thresholds(), **updates)
     if thresholds.upload_p95_ms > thresholds.upload_p99_ms:
         raise ThresholdsError(

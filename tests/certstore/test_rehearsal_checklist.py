@@ -166,6 +166,10 @@ def test_a_thresholds_file_overrides_some_values(tmp_path: Path) -> None:
         ("upload_p95_ms = 100\nupload_p99_ms = 50\n", "is above upload_p99_ms"),
         ("thresholds = 5\n", "'thresholds' must be a table"),
         ("thresholds = 'ab'\n", "'thresholds' must be a table"),
+        # limits no run can meet: a strict 'below 0 %' and a zero-millisecond latency
+        ("error_rate_max_percent = 0\n", "could never pass .*Error rate < 0 %"),
+        ("fallback_rate_max_percent = 0\n", "could never pass"),
+        ("url_p95_ms = 0\n", "could never pass"),
     ],
 )
 def test_bad_thresholds_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
