@@ -101,8 +101,21 @@ def _sampling(seed: int | None, threshold_percent: float | None, workers: int) -
 
 
 def _require_backfill_flag(settings: Settings, message: str) -> None:
-    if not settings.flag_source().current().backfill_enabled:
-        raise ConfigError(message, variable="CERT_S3_BACKFILL_ENABLED")
+    if settings.flag_source().current().backfill_enabled:
+        return
+    from certstore import config
+
+    where = config.resolve(settings.env)["CERT_S3_BACKFILL_ENABLED"]
+    if where.source == config.SOURCE_FLAGS_FILE:
+        # The flags file overrides the environment: "set CERT_S3_BACKFILL_ENABLED=true" would
+        # send the operator to change a variable that is already true, or cannot win.
+        path = config.resolve(settings.env)["CERTSTORE_FLAGS_FILE"].value
+        message = (
+            f"CERT_S3_BACKFILL_ENABLED is false in the flags file {path} "
+            "(CERTSTORE_FLAGS_FILE), which overrides the environment: set it to true there for "
+            "the migration window" + (", or use --dry-run" if message == BACKFILL_FLAG_OFF else "")
+        )
+    raise ConfigError(message, variable="CERT_S3_BACKFILL_ENABLED")
 
 
 def _require_media_root(settings: Settings, why: str) -> None:

@@ -58,6 +58,26 @@ def test_flag_off_values_refuse(
     assert main(["backfill"]) == 2
 
 
+def test_a_flag_turned_off_in_the_flags_file_is_named_there(
+    env: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The environment says true, the flags file (which wins) says false: the message must
+    send the operator to the file, not tell them to set a variable that is already set."""
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_BACKFILL_ENABLED = false\n")
+    monkeypatch.setenv("CERTSTORE_FLAGS_FILE", str(flags_file))
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    assert main(["backfill"]) == 2
+    err = capsys.readouterr().err
+    assert f"CERT_S3_BACKFILL_ENABLED is false in the flags file {flags_file}" in err
+    assert "--dry-run" in err
+    assert main(["validate", "--repair"]) == 2
+    assert "false in the flags file" in capsys.readouterr().err
+
+
 def test_bad_flag_value_is_named(
     env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
