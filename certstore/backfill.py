@@ -66,6 +66,10 @@ OUTCOME_MIGRATED = "migrated"
 OUTCOME_SKIPPED_EXISTING = "skipped_existing"
 
 
+#: Seconds between the warnings that count the failures waiting for a retry round.
+RETRY_WARNING_SECONDS = 10.0
+
+
 @dataclass(frozen=True)
 class BackfillOptions:
     """One run: rows with ``id > position`` are processed (see :func:`start_position`).
@@ -92,6 +96,10 @@ class BackfillOptions:
     retry_rounds: int = 2
     retry_backoff: float = 0.5
     retry_reasons: tuple[str, ...] = ("s3_error",)
+    #: Stop taking new work after this many S3 failures in a row with no success between
+    #: them (0: never): S3 is down or refusing, and going on would only fail every remaining
+    #: row after its retries, for as long as the pass takes.
+    max_consecutive_errors: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -104,6 +112,13 @@ class BackfillOptions:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(
                 f"--limit {self.limit} must be at least 1", variable="--limit", value=self.limit
+            )
+        if self.max_consecutive_errors < 0:
+            raise ConfigError(
+                f"--max-consecutive-errors {self.max_consecutive_errors} must be 0 (never stop) "
+                "or more",
+                variable="--max-consecutive-errors",
+                value=self.max_consecutive_errors,
             )
         if self.retry_rounds < 0 or self.retry_backoff < 0:
             raise ConfigError(
@@ -137,6 +152,8 @@ class BackfillSummary:
     bytes: int = 0
     duration_s: float = 0.0
     interrupted: bool = False
+    #: Why the run stopped taking new work on its own (``--max-consecutive-errors``), or "".
+    stopped_reason: str = ""
     last_id: int = 0
     resume_token: str = ""
     verified_by: Counter[str] = field(default_factory=Counter)
@@ -180,6 +197,7 @@ class BackfillSummary:
             "objects_per_s": round(self.objects_per_s, 2),
             "mb_per_s": round(self.mb_per_s, 3),
             "interrupted": self.interrupted,
+            "stopped_reason": self.stopped_reason or None,
             "last_id": self.last_id,
             "resume_token": self.resume_token,
         }
@@ -323,8 +341,8 @@ class Backfill:
         finally:
             self.progress.close()
             self._publish_counts()
-        summary.interrupted = self.stop.is_set()
-        exhausted = not summary.interrupted and (
+        summary.interrupted = self.stop.is_set() and not summary.stopped_reason
+        exhausted = not self.stop.is_set() and (
             options.limit is None or summary.found < options.limit
         )
         through = None if exhausted else last_seen
@@ -499,6 +517,27 @@ class Backfill:
             self._publish_counts()
             last_flush = self.clock()
 
+        failed_in_a_row = [0]
+        last_retry_warning = [float("-inf")]
+
+        def watch_s3(result: UploadResult, row: CertificateRecord, transient: bool) -> None:
+            """Past ``max_consecutive_errors`` S3 failures with no success between them, stop
+            taking new work (like a signal, but the summary says why and the exit is 1)."""
+            if result.ok:
+                failed_in_a_row[0] = 0
+                return
+            if not transient:
+                return  # a local problem says nothing about S3
+            failed_in_a_row[0] += 1
+            limit = options.max_consecutive_errors
+            if limit and failed_in_a_row[0] >= limit and not self.stop.is_set():
+                summary.stopped_reason = (
+                    f"S3 failed {failed_in_a_row[0]} objects in a row (last: id={row.id}: "
+                    f"{result.detail}); stopped taking new work: fix S3, then --resume"
+                )
+                logger.error("BACKFILL %s", summary.stopped_reason)
+                self.stop.set()
+
         def consume(source: Iterator[UploadItem] | list[UploadItem], last_round: bool) -> None:
             assert self.uploader is not None
             results = self.uploader.upload(source, verify_method=options.verify_method)
@@ -508,6 +547,7 @@ class Backfill:
                     with lock:
                         row = rows[int(result.item.token)]  # type: ignore[call-overload]
                     transient = not result.ok and result.reason in options.retry_reasons
+                    watch_s3(result, row, transient)
                     if transient and not last_round and not self.stop.is_set():
                         retry.append(result.item)
                         logger.info(
@@ -516,6 +556,18 @@ class Backfill:
                             result.reason,
                             result.detail,
                         )
+                        # Failures waiting for a retry round are not in the progress count
+                        # yet: say so, or an S3 outage reads as "nothing finished" for hours.
+                        if self.clock() - last_retry_warning[0] >= RETRY_WARNING_SECONDS:
+                            last_retry_warning[0] = self.clock()
+                            logger.warning(
+                                "BACKFILL %d object(s) failed so far and wait for a retry "
+                                "round (last: id=%s %s: %s)",
+                                len(retry),
+                                row.id,
+                                result.reason,
+                                result.detail,
+                            )
                         continue
                     with lock:
                         rows.pop(row.id)

@@ -224,6 +224,7 @@ class BackfillRequest:
     verify_method: str = "etag"
     workers: int = 16
     engine: str = "auto"
+    max_consecutive_errors: int = 100
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BackfillRequest:
@@ -346,6 +347,7 @@ def run_backfill(
             verify_hash=request.verify_hash,
             verify_method=request.verify_method,
             started_from=source,
+            max_consecutive_errors=request.max_consecutive_errors,
         )
         run_metrics = None  # a dry run emits nothing
         if not request.dry_run:

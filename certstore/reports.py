@@ -142,6 +142,8 @@ def backfill_text(summary: Any) -> str:
     ]
     if summary.interrupted:
         lines.append("Interrupted: yes (resume with the token below)")
+    if getattr(summary, "stopped_reason", ""):
+        lines.append(f"Stopped early: {summary.stopped_reason}")
     lines.append(f"RESUME_TOKEN {summary.resume_token}")
     return "\n".join(lines)
 

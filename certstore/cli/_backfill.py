@@ -66,6 +66,14 @@ def _echo_err(line: str) -> None:
     help="Concurrent uploads.",
 )
 @click.option(
+    "--max-consecutive-errors",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Stop taking new work after this many S3 failures in a row, none succeeding "
+    "between them (S3 down): the summary says so, exit 1, --resume continues. 0: never.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["auto", "boto3", "obstore"]),
     default="auto",

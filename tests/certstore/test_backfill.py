@@ -19,7 +19,7 @@ from certstore.config import Settings
 from certstore.errors import ConfigError
 from certstore.metrics import Metrics, RecordingEmitter
 from certstore.resume import ResumeToken
-from certstore.transfer import make_uploader
+from certstore.transfer import UploadResult, make_uploader
 from pytest_certstore.moto_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -447,6 +447,74 @@ def test_s3_down_reports_errors_and_marks_nothing(
     assert catalog.stats().migrated == 0
     assert summary.last_id == 0
     assert catalog.load_checkpoint(Selection().fingerprint()) is None
+
+
+def test_s3_failing_every_object_stops_the_run_early_with_its_reason(
+    settings: Settings, catalog: Catalog, media_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S3 down for good: after max_consecutive_errors failures in a row the run stops taking
+    new work (not an interrupt: exit 1, the summary says why), warns while failures wait for a
+    retry round, marks nothing and can be resumed."""
+    from certstore.reports import EXIT_FAILURE, backfill_exit_code, backfill_text
+
+    files = write_dataset(media_root, 40)
+    import_tree(catalog, media_root)
+    down = Settings.from_env(
+        {},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        bucket=settings.bucket,
+        access_key_id="testing",
+        secret_access_key="testing",
+        max_attempts=1,
+        connect_timeout=0.5,
+    )
+    uploader = make_uploader(down, engine="boto3", client=build_client(down), workers=2)
+    with caplog.at_level("WARNING", logger="certstore.backfill"):
+        summary = run(catalog, media_root, uploader, max_consecutive_errors=5, batch_size=10)
+    assert summary.stopped_reason.startswith("S3 failed 5 objects in a row")
+    assert "--resume" in summary.stopped_reason
+    assert not summary.interrupted and backfill_exit_code(summary) == EXIT_FAILURE
+    assert 5 <= summary.found < len(files), "it stopped taking new work"
+    assert summary.errors == Counter({"s3_error": summary.found})
+    assert catalog.stats().migrated == 0 and summary.last_id == 0
+    assert f"Stopped early: {summary.stopped_reason}" in backfill_text(summary)
+    assert summary.as_dict()["stopped_reason"] == summary.stopped_reason
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("failed so far and wait for a retry round" in w for w in warnings), warnings
+
+
+class Alternating:
+    """Every other object fails with an S3 error; the others succeed."""
+
+    def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
+        for number, item in enumerate(items):
+            if number % 2:
+                yield UploadResult(item, False, "s3_error", "InternalError (500)")
+            else:
+                yield UploadResult(
+                    item,
+                    True,
+                    None,
+                    etag=f'"{item.md5}"',
+                    verified_by="etag-md5",
+                    bytes_sent=item.size,
+                )
+
+    def check_bucket(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_failures_with_successes_between_them_do_not_stop_the_run(
+    catalog: Catalog, media_root: Path
+) -> None:
+    files = write_dataset(media_root, 30)
+    import_tree(catalog, media_root)
+    summary = run(catalog, media_root, Alternating(), max_consecutive_errors=2, retry_rounds=0)
+    assert summary.stopped_reason == "" and summary.found == len(files)
+    assert summary.errors["s3_error"] == len(files) // 2
 
 
 def test_limit_batch_start_end_and_tournament(

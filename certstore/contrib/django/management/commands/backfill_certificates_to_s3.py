@@ -78,6 +78,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             "--workers", type=positive_int, default=16, help="Concurrent uploads (default 16)."
         )
         parser.add_argument(
+            "--max-consecutive-errors",
+            type=non_negative_int,
+            default=100,
+            help="Stop taking new work after this many S3 failures in a row (S3 down); "
+            "0: never. Default 100.",
+        )
+        parser.add_argument(
             "--engine",
             choices=["auto", "boto3", "obstore"],
             default="auto",
