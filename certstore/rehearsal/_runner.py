@@ -162,6 +162,8 @@ class _Run:
         self.fallbacks = 0
         self.downloads = 0
         self.hash_ok = 0
+        #: Downloads that returned a body (a failed one is an error, not a hash mismatch).
+        self.downloaded = 0
         self.upload_bytes = 0
         self.upload_wall = 0.0
         self.backfill: dict[str, Any] | None = None
@@ -365,6 +367,7 @@ class _Run:
         return {
             "urls": len(self.latency["url"]),
             "downloads": self.downloads,
+            "downloaded": self.downloaded,
             "hash_matches": self.hash_ok,
             "router_reads": len(reads),
             "fallbacks": len(fallbacks),
@@ -383,8 +386,10 @@ class _Run:
         self.ops += 1
         self.downloads += 1
         body = self._download(url)
-        if body is not None and hashlib.sha256(body).hexdigest() == cert.sha256:
-            self.hash_ok += 1
+        if body is not None:
+            self.downloaded += 1
+            if hashlib.sha256(body).hexdigest() == cert.sha256:
+                self.hash_ok += 1
         self.ops += 1
         try:
             data = self.storage.read(key)
