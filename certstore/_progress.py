@@ -43,6 +43,19 @@ class NullProgress:
         pass
 
 
+def percent_text(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as ``12.3%``: rounded, except that it reads ``100.0%`` only when
+    nothing is left (6,036 of 6,038 is ``99.9%``) and ``0.0%`` only when nothing is done."""
+    if whole <= 0:
+        return "100.0%"
+    tenths = round(part * 1000 / whole)
+    if part < whole:
+        tenths = min(tenths, 999)
+    if part > 0:
+        tenths = max(tenths, 1)
+    return f"{tenths // 10}.{tenths % 10}%"
+
+
 def format_eta(seconds: float | None) -> str:
     """``45s``, ``2m``, ``1h05m``; ``?`` when unknown."""
     if seconds is None or seconds != seconds or seconds < 0:
@@ -109,10 +122,10 @@ class LineProgress:
         """The current progress line."""
         elapsed = max(self.clock() - self._started, 1e-9)
         rate = self.done / elapsed
-        percent = 100.0 * self.done / self.total if self.total else 100.0
         eta = (self.total - self.done) / rate if rate > 0 else None
         return (
-            f"{self.label} progress {self.done}/{self.total} ({percent:.1f}%) "
+            f"{self.label} progress {self.done}/{self.total} "
+            f"({percent_text(self.done, self.total)}) "
             f"{rate:.1f} obj/s ETA {format_eta(eta)}"
         )
 

@@ -124,10 +124,12 @@ def stats_command(
     if as_json:
         click.echo(json.dumps({"catalog": url, **stats.as_dict()}, indent=2))
         return
-    percent = 100.0 * stats.migrated / stats.total if stats.total else 0.0
     click.echo(f"catalog:  {url}")
     click.echo(f"total:    {stats.total} ({stats.total_bytes} bytes)")
-    click.echo(f"migrated: {stats.migrated} ({percent:.1f}%, {stats.migrated_bytes} bytes)")
+    from certstore._progress import percent_text
+
+    share = percent_text(stats.migrated, stats.total) if stats.total else "0.0%"
+    click.echo(f"migrated: {stats.migrated} ({share}, {stats.migrated_bytes} bytes)")
     click.echo(f"verified: {stats.verified}")
     click.echo(f"pending:  {stats.pending} ({stats.pending_bytes} bytes)")
     if stats.md5_missing:

@@ -331,6 +331,25 @@ def test_progress_lines_have_rate_and_eta() -> None:
     assert format_eta(None) == "?"
 
 
+@pytest.mark.parametrize(
+    ("part", "whole", "text"),
+    [
+        (6036, 6038, "99.9%"),
+        (6038, 6038, "100.0%"),
+        (1, 10_000, "0.1%"),
+        (0, 5, "0.0%"),
+        (10, 87, "11.5%"),
+    ],
+)
+def test_shares_read_100_percent_only_when_nothing_is_left(
+    part: int, whole: int, text: str
+) -> None:
+    """6,036 of 6,038 migrated printed '100.0%' next to 'pending: 2'."""
+    from certstore._progress import percent_text
+
+    assert percent_text(part, whole) == text
+
+
 def test_progress_keeps_talking_while_nothing_finishes() -> None:
     """S3 down, objects retried: without a heartbeat the log went silent for minutes."""
     import time
