@@ -215,7 +215,9 @@ class CertificateStorage:
         """
         if isinstance(failure, EndpointUnreachableError):
             logger.warning(
-                "S3 copy of %r may be stale: S3 was unreachable when it was replaced", key
+                "shadow write of %r failed with S3 unreachable: if S3 held an older copy of "
+                "it, that copy may be stale",
+                key,
             )
             return
         self.metrics.inc("cert.s3.delete", key=key)

@@ -107,15 +107,27 @@ def content_disposition(download_name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(download_name)}"
 
 
-def translate_error(err: Exception, *, operation: str, bucket: str, key: str | None) -> S3Error:
-    """Turn a botocore exception into the matching :class:`S3Error` subclass."""
+def translate_error(
+    err: Exception,
+    *,
+    operation: str,
+    bucket: str,
+    key: str | None,
+    object_key: str | None = None,
+) -> S3Error:
+    """Turn a botocore exception into the matching :class:`S3Error` subclass.
+
+    ``key`` is the certificate key the error carries; the message names ``object_key``, the
+    key in the bucket (with ``AWS_S3_KEY_PREFIX``), when given: the address an operator
+    checks with other S3 tools."""
     from botocore.exceptions import (
         ClientError,
         ConnectTimeoutError,
         EndpointConnectionError,
     )
 
-    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    shown = object_key or key
+    where = f"s3://{bucket}/{shown}" if shown else f"s3://{bucket}"
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         meta = err.response.get("ResponseMetadata", {})
@@ -274,7 +286,9 @@ class S3Backend:
                 raise
             if isinstance(err, ClientError):
                 self._count_retries(operation, err.response)
-            raise translate_error(err, operation=operation, bucket=self.bucket, key=key) from err
+            raise translate_error(
+                err, operation=operation, bucket=self.bucket, key=key, object_key=params.get("Key")
+            ) from err
         self._count_retries(operation, response)
         return response
 

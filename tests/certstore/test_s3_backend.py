@@ -76,8 +76,12 @@ def test_missing_bucket_is_a_clear_error(http_client: Any) -> None:
     with pytest.raises(BucketNotFoundError) as info:
         backend.check_bucket()
     assert "no-such-bucket-here" in str(info.value)
-    with pytest.raises(BucketNotFoundError):
+    with pytest.raises(BucketNotFoundError) as saving:
         backend.save("a.pdf", b"x")
+    # the message names the object as it is in the bucket (prefix included); the error's key
+    # stays the certificate key
+    assert f"s3://no-such-bucket-here/{backend.prefix}a.pdf" in str(saving.value)
+    assert saving.value.key == "a.pdf"
     # HeadObject's 404 has no body, so a missing bucket looks like a missing key: the backend
     # checks the bucket before saying "no such object".
     for call in (backend.exists, backend.info):
