@@ -92,8 +92,13 @@ class Catalog:
             try:
                 self.engine = sa.create_engine(url, **kwargs)
             except (sa.exc.ArgumentError, ImportError) as err:
+                hint = ""
+                if isinstance(err, ImportError) and "psycopg" in str(err):
+                    hint = " (the PostgreSQL driver: pip install 'certstore[postgres]')"
+                elif isinstance(err, ImportError):
+                    hint = " (install the database driver this URL names)"
                 raise ConfigError(
-                    f"CERTSTORE_CATALOG_URL={url!r} is not usable: {err}",
+                    f"CERTSTORE_CATALOG_URL={url!r} is not usable: {err}{hint}",
                     variable="CERTSTORE_CATALOG_URL",
                     value=url,
                 ) from err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +15,15 @@ if TYPE_CHECKING:
     from certstore.catalog import Catalog
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(name: str) -> str:
+    """A file name for a one-line report: control characters (a newline in a name would
+    break the line) shown as escapes; everything else, UTF-8 included, as it is."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], name)
 
 
 def _catalog(url: str | None, *, create: bool = True) -> Catalog:
@@ -95,13 +105,14 @@ def import_command(
         )
         for item in report.changed_details:
             click.echo(
-                f"  changed: id={item['id']} {item['key']}: size {item['catalog_size']} "
+                f"  changed: id={item['id']} {_printable(item['key'])}: size "
+                f"{item['catalog_size']} "
                 f"-> {item['local_size']}, sha256 {item['catalog_sha256'][:12]}… -> "
                 f"{str(item['local_sha256'])[:12]}…"
                 + (" (was migrated)" if item["was_migrated"] else "")
             )
         for item in report.invalid_details:
-            click.echo(f"  not importable: {item['path']}: {item['reason']}")
+            click.echo(f"  not importable: {_printable(item['path'])}: {item['reason']}")
     problems = report.invalid + (0 if update_changed else report.changed)
     return EXIT_FAILURE if problems else EXIT_OK
 

@@ -178,6 +178,14 @@ def test_unusable_url_is_a_config_error() -> None:
         Catalog("nosuchdialect://x")
 
 
+def test_a_missing_postgresql_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'certstore\[postgres\]'"):
+        Catalog("postgresql+psycopg://u@127.0.0.1:1/db")
+
+
 def _free_port() -> int:
     import socket
 
@@ -445,6 +453,19 @@ def test_cli_import_and_stats(
         conn.execute(sa.text("UPDATE certificates SET md5 = NULL WHERE key = 'top.pdf'"))
     assert main(["catalog", "stats", "--catalog", url]) == 0
     assert "no MD5 recorded: 1 rows" in capsys.readouterr().out
+
+
+def test_cli_import_reports_a_name_with_a_newline_on_one_line(
+    tmp_path: Path, media_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (media_root / "bad\nname.pdf").write_bytes(b"%PDF")
+    (media_root / "Curaçao.pdf").write_bytes(b"%PDF")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["catalog", "import", str(media_root), "--catalog", url]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    bad = [line for line in lines if line.startswith("  not importable:")]
+    assert len(bad) == 1 and "bad\\nname.pdf" in bad[0], lines
+    assert not any(line.startswith("name.pdf") for line in lines)
 
 
 def test_cli_import_uses_env_catalog_and_rejects_missing_dir(
