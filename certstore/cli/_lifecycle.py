@@ -102,7 +102,7 @@ def lifecycle_group() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.File("w"),
+    type=click.Path(dir_okay=False, allow_dash=True),
     default="-",
     help="Write the JSON here (default: stdout).",
 )
@@ -111,14 +111,20 @@ def show_command(
     transitions: tuple[str, ...],
     noncurrent: tuple[str, ...],
     rule_id: str,
-    output: Any,
+    output: str,
 ) -> int:
     """Print the policy as JSON for `aws s3api put-bucket-lifecycle-configuration
     --lifecycle-configuration file://...` (checked first; a bad policy prints nothing)."""
     _settings, policy = _build(prefix, transitions, noncurrent, rule_id)
     if not _checked(policy):
         return EXIT_USAGE
-    output.write(policy.to_json())
+    try:
+        with click.open_file(output, "w") as target:
+            target.write(policy.to_json())
+    except OSError as err:
+        raise click.BadParameter(
+            f"cannot write {output}: {err.strerror or err}", param_hint="'--output'"
+        ) from err
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,6 +231,15 @@ def test_cli_refuses_a_bad_policy_and_sends_nothing(
     assert "nothing sent" in err and "STANDARD_IA at 7 days" in err
     assert lifecycle.read_configuration(http_client, cli_env) is None
     assert main(["lifecycle", "show", "--transition", "soon:GLACIER"]) == 2
+
+
+def test_cli_show_to_a_folder_or_a_missing_one_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["lifecycle", "show", "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["lifecycle", "show", "-o", str(tmp_path / "no" / "p.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_cli_without_a_bucket_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
