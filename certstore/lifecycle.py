@@ -163,7 +163,7 @@ def _check_schedule(label: str, schedule: Sequence[Transition]) -> tuple[list[st
                 f"{label}: {transition.storage_class} at {transition.days} days is below the "
                 f"provider minimum of {minimum} days"
             )
-    ordered = sorted(schedule)
+    ordered = sorted(schedule, key=lambda t: t.days)  # ties keep the order given
     if [t.days for t in schedule] != [t.days for t in ordered]:
         problems.append(f"{label}: transitions are not in increasing order of days")
     classes = [t.storage_class for t in ordered]
@@ -173,6 +173,8 @@ def _check_schedule(label: str, schedule: Sequence[Transition]) -> tuple[list[st
     if len(set(days)) != len(days):
         problems.append(f"{label}: two transitions on the same day")
     for earlier, later in itertools.pairwise(ordered):
+        if earlier.days == later.days:
+            continue  # "two transitions on the same day" says it all; nothing to add per pair
         known = earlier.storage_class in STORAGE_CLASSES and later.storage_class in STORAGE_CLASSES
         if known and STORAGE_CLASSES.index(later.storage_class) <= STORAGE_CLASSES.index(
             earlier.storage_class

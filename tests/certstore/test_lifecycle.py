@@ -93,6 +93,17 @@ def test_bad_policies_are_refused_with_the_reason(
     assert any(expected in problem for problem in info.value.problems)
 
 
+def test_two_transitions_on_one_day_are_one_problem_in_the_order_given() -> None:
+    """They were sorted by class name, so a bogus 'goes up the waterfall' and an 'after 0
+    days' fee warning named the classes in the opposite order from the one typed."""
+    policy = build_policy(transitions=[Transition(30, "GLACIER"), Transition(30, "DEEP_ARCHIVE")])
+    problems, warnings = lifecycle.policy_problems(policy)
+    assert [p for p in problems if p.startswith("transitions")] == [
+        "transitions: two transitions on the same day"
+    ]
+    assert warnings == []
+
+
 def test_glacier_ir_and_intelligent_tiering_may_start_at_day_zero() -> None:
     policy = build_policy(
         transitions=[Transition(0, "INTELLIGENT_TIERING"), Transition(0 + 1, "GLACIER_IR")]
