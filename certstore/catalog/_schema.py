@@ -138,8 +138,15 @@ def require_tables(engine: sa.Engine) -> None:
         from pathlib import Path
 
         if not Path(database).exists():
+            where = ""
+            if not Path(database).is_absolute():
+                # sqlite:///a/b is the relative path a/b; an absolute one takes four slashes
+                where = (
+                    f" (the relative path {Path(database).resolve()}; an absolute path is "
+                    f"written sqlite:////{database})"
+                )
             raise SchemaError(
-                f"catalog {url} does not exist (run `certstore catalog import` first)",
+                f"catalog {url} does not exist{where} (run `certstore catalog import` first)",
                 url=url,
                 found=None,
             )

@@ -491,6 +491,17 @@ def test_cli_import_uses_env_catalog_and_rejects_missing_dir(
     assert os.path.exists(tmp_path / "env.db")
 
 
+def test_a_missing_relative_sqlite_path_is_shown_resolved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite:///tmp/x (three slashes) is the relative path tmp/x: say where that is."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SchemaError) as info:
+        Catalog("sqlite:///srv/catalog.db", create=False)
+    assert f"the relative path {tmp_path / 'srv' / 'catalog.db'}" in str(info.value)
+    assert "sqlite:////srv/catalog.db" in str(info.value)
+
+
 def test_read_only_open_never_creates_a_catalog(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
