@@ -67,6 +67,7 @@ _collector_key = pytest.StashKey[SloCollector]()
 _live_env_key = pytest.StashKey[dict[str, str]]()
 _target_kinds_key = pytest.StashKey[set[str]]()
 _slo_target_key = pytest.StashKey[SloTarget]()
+_faults_key = pytest.StashKey[InProcessFaults]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -295,6 +296,16 @@ def _note_kind(request: pytest.FixtureRequest, kind: str) -> None:
     request.node.stash.setdefault(_target_kinds_key, set()).add(kind)
 
 
+def _hand_out(request: pytest.FixtureRequest, target: S3Target) -> S3Target:
+    """The target, with the test's ``s3_faults`` attached when it is already active: an S3
+    fixture the test body (or ``cert_storage``) asks for after ``s3_faults`` gets the same
+    faults as one requested as an argument."""
+    faults = request.node.stash.get(_faults_key, None)
+    if faults is not None:
+        faults.attach(target)
+    return target
+
+
 class _Session:
     """One session-scoped S3 service: its client, and how tests get buckets on it.
 
@@ -373,7 +384,7 @@ def s3(_certstore_fake_session: _Session, request: pytest.FixtureRequest) -> Ite
     session.fake.clear_operations()
     _note_kind(request, "fake")
     try:
-        yield S3Target(session.client, name, None, "fake", fake=session.fake)
+        yield _hand_out(request, S3Target(session.client, name, None, "fake", fake=session.fake))
     finally:
         session.fake.delete_bucket(name)
         session.pool.release(name)
@@ -423,7 +434,7 @@ def _leased_bucket(
     _note_kind(request, kind)
     gone = False
     try:
-        yield S3Target(session.client, name, session.endpoint_url, kind)
+        yield _hand_out(request, S3Target(session.client, name, session.endpoint_url, kind))
     finally:
         try:
             gone = session.drop_bucket(name)
@@ -501,7 +512,7 @@ def s3_server(
     session.admin.create_bucket(Bucket=name)
     _note_kind(request, "server")
     try:
-        yield S3Target(session.client, name, session.endpoint_url, "server")
+        yield _hand_out(request, S3Target(session.client, name, session.endpoint_url, "server"))
     finally:
         try:
             _drop_bucket(session.admin, name)
@@ -545,7 +556,9 @@ def s3_live(request: pytest.FixtureRequest) -> Iterator[S3Target]:
     prefix = unique_prefix(_worker(request.config))
     _note_kind(request, "live")
     try:
-        yield S3Target(session.client, bucket, session.endpoint_url, "live", prefix=prefix)
+        yield _hand_out(
+            request, S3Target(session.client, bucket, session.endpoint_url, "live", prefix=prefix)
+        )
     finally:
         abort_uploads(session.admin, bucket, prefix)
         empty_bucket(session.admin, bucket, prefix)
@@ -569,9 +582,11 @@ def s3_faults(request: pytest.FixtureRequest) -> Iterator[InProcessFaults]:
     for name in S3_FIXTURES:
         if name in request.fixturenames:
             faults.attach(request.getfixturevalue(name))
+    request.node.stash[_faults_key] = faults  # S3 fixtures made later attach themselves
     try:
         yield faults
     finally:
+        del request.node.stash[_faults_key]
         faults.detach_all()
 
 

@@ -272,3 +272,21 @@ def test_a_moto_server_ends_when_the_process_that_started_it_is_killed(tmp_path)
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the moto server outlived the process that started it")
+
+
+def test_s3_faults_reach_a_target_the_test_body_fetches(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from botocore.exceptions import ClientError
+
+        @pytest.mark.parametrize("kind", ["s3", "s3_moto", "s3_server"])
+        def test_late(request, s3_faults, kind):
+            s3_faults.inject("AccessDenied", "PutObject")
+            target = request.getfixturevalue(kind)
+            with pytest.raises(ClientError, match="AccessDenied"):
+                target.put("k.pdf", b"x")
+            assert s3_faults.attempts("PutObject") == 1
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
