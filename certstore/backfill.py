@@ -538,7 +538,9 @@ class Backfill:
                 logger.error("BACKFILL %s", summary.stopped_reason)
                 self.stop.set()
 
-        def consume(source: Iterator[UploadItem] | list[UploadItem], last_round: bool) -> None:
+        def consume(
+            source: Iterator[UploadItem] | list[UploadItem], last_round: bool, *, first_pass: bool
+        ) -> None:
             assert self.uploader is not None
             results = self.uploader.upload(source, verify_method=options.verify_method)
             try:
@@ -547,7 +549,8 @@ class Backfill:
                     with lock:
                         row = rows[int(result.item.token)]  # type: ignore[call-overload]
                     transient = not result.ok and result.reason in options.retry_reasons
-                    watch_s3(result, row, transient)
+                    if first_pass:  # a retry round holds only earlier failures: no signal
+                        watch_s3(result, row, transient)
                     if transient and not last_round and not self.stop.is_set():
                         retry.append(result.item)
                         logger.info(
@@ -588,7 +591,7 @@ class Backfill:
                     close()
 
         try:
-            consume(items(), options.retry_rounds == 0)
+            consume(items(), options.retry_rounds == 0, first_pass=True)
             for round_number in range(1, options.retry_rounds + 1):
                 if not retry:
                     break
@@ -600,7 +603,9 @@ class Backfill:
                     break
                 again, retry[:] = list(retry), []
                 logger.info("BACKFILL retry round %d: %d object(s)", round_number, len(again))
-                consume(until_stopped(again), round_number == options.retry_rounds)
+                consume(
+                    until_stopped(again), round_number == options.retry_rounds, first_pass=False
+                )
         finally:
             report_invalid()
             for item in retry + not_sent:

@@ -283,11 +283,16 @@ def stop_on_signals(stop: threading.Event, notify: Callable[[str], None]) -> Ite
         yield
         return
     previous: dict[int, Any] = {}
+    # Signals counted here, not read off ``stop``: the run may have set ``stop`` itself (the
+    # backfill's --max-consecutive-errors), and the operator's first Ctrl-C must still be the
+    # graceful one.
+    received: list[int] = []
 
     def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set():
+        if received:
             signal.signal(signum, signal.SIG_DFL)
             raise KeyboardInterrupt
+        received.append(signum)
         notify(
             f"certstore: {signal.Signals(signum).name} received: finishing uploads in "
             "flight, then writing the checkpoint (send it again to abort)"

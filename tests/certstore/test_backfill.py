@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -505,6 +506,56 @@ class Alternating:
 
     def close(self) -> None:
         pass
+
+
+def _poison(key: str) -> bool:
+    """cert-3-…, cert-13-…, …: the objects that always fail."""
+    found = re.search(r"cert-(\d+)-", key)
+    return found is not None and int(found.group(1)) % 10 == 3
+
+
+class Poisoned:
+    """Poisoned objects always fail with an S3 error; S3 is fine otherwise."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
+        self.rounds += 1
+        for item in items:
+            if _poison(item.key):
+                yield UploadResult(item, False, "s3_error", "AccessDenied (403)")
+            else:
+                yield UploadResult(
+                    item,
+                    True,
+                    None,
+                    etag=f'"{item.md5}"',
+                    verified_by="etag-md5",
+                    bytes_sent=item.size,
+                )
+
+    def check_bucket(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_retry_rounds_of_a_few_bad_objects_do_not_trip_the_breaker(
+    catalog: Catalog, media_root: Path
+) -> None:
+    """A retry round holds only earlier failures, so 'N failures in a row' is certain there
+    and says nothing about S3: every round must still run."""
+    files = write_dataset(media_root, 40)
+    import_tree(catalog, media_root)
+    poisoned = sorted(k for k in files if _poison(k))
+    assert len(poisoned) >= 3
+    uploader = Poisoned()
+    summary = run(catalog, media_root, uploader, max_consecutive_errors=2, retry_rounds=2)
+    assert summary.stopped_reason == "" and uploader.rounds == 3
+    assert summary.errors == Counter({"s3_error": len(poisoned)})
+    assert not any("not retried" in d["detail"] for d in summary.error_details)
 
 
 def test_failures_with_successes_between_them_do_not_stop_the_run(

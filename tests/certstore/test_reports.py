@@ -216,3 +216,18 @@ def test_first_signal_sets_stop_and_notifies_then_handlers_are_restored() -> Non
         handler(signal.SIGTERM, None)
     assert stop.is_set() and "SIGTERM received" in said[0]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_first_signal_is_graceful_even_when_the_run_stopped_itself() -> None:
+    """The backfill's --max-consecutive-errors sets ``stop`` itself; the operator's first
+    Ctrl-C after that must not be taken for a second one (which aborts at once)."""
+    stop = threading.Event()
+    said: list[str] = []
+    with stop_on_signals(stop, said.append):
+        stop.set()  # the run stopped taking work on its own
+        handler = signal.getsignal(signal.SIGINT)
+        assert callable(handler)
+        handler(signal.SIGINT, None)  # graceful: no KeyboardInterrupt
+        assert "SIGINT received" in said[0]
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)  # the second one aborts
