@@ -536,8 +536,9 @@ class FlagSource:
     flags file is re-stat'ed on every call and re-read when its mtime or size changes.
 
     **Last good flags.** Once this source has read the flags file, a later version that cannot
-    be read or parsed does not fail the operations: the source keeps the flags it last
-    resolved, logs the error once per version at ERROR, and says so in :attr:`problem` (the web
+    be read or parsed does not fail the operations: the source keeps the file's last good
+    values (the environment's flags still apply under them), logs the error once per version
+    at ERROR, and says so in :attr:`problem` (the web
     service's ``/healthz`` reports ``degraded``; ``certstore flags`` exits 2). A typo in an
     edit must not take every process down, nor silently apply half a file. A source that has
     never read the file successfully (a process starting on a bad file) raises
@@ -550,10 +551,9 @@ class FlagSource:
         self._env = env
         #: False for a caller that reports :attr:`problem` itself (``certstore flags --watch``).
         self.log_problems = log_problems
-        self._last_raw: tuple[str | None, ...] | None = None
-        self._last_env_values: dict[str, bool] = {}
-        self._last_file_values: dict[str, bool] | None = None
-        self._last_flags = Flags()
+        #: ``(raw values, file values, flags)`` of the last resolution, replaced as one
+        #: object: threads of a web server read it while another thread resolves.
+        self._state: tuple[tuple[str | None, ...], dict[str, bool] | None, Flags] | None = None
         #: Why the flags in force are the last good ones (None: the file was read fine).
         self.problem: str | None = None
 
@@ -561,26 +561,31 @@ class FlagSource:
         """The flags in force right now."""
         environ = os.environ if self._env is None else self._env
         raw = tuple([environ.get(name) for name in self._VARIABLES])
+        state = self._state
         file_values: dict[str, bool] | None = None
         flags_file = raw[-1].strip() if raw[-1] else ""
         if flags_file:
             try:
                 file_values = _FLAGS_FILES.read(flags_file)
             except ConfigError as err:
-                if self._last_raw is None or self._last_raw[-1] != raw[-1]:
+                if state is None or state[0][-1] != raw[-1] or state[1] is None:
                     raise  # never read from this file: nothing good to keep
-                self._keep_last_good(err)
-                return self._last_flags
+                self._keep_last_good(err, state[2])
+                if raw == state[0]:
+                    return state[2]
+                # the environment's flags changed meanwhile: they still apply, under the
+                # file's last good values
+                return self._resolve(raw, state[1])
         if self.problem is not None:
             self.problem = None
             flags = self._resolve(raw, file_values)
-            if self.log_problems:
+            if self.log_problems and state is not None and state[0][-1] == raw[-1]:
                 logger.warning(
                     "CERTSTORE_FLAGS_FILE=%r is valid again: %s", flags_file, flags.summary()
                 )
             return flags
-        if raw == self._last_raw and file_values is self._last_file_values:
-            return self._last_flags
+        if state is not None and raw == state[0] and file_values is state[1]:
+            return state[2]
         return self._resolve(raw, file_values)
 
     __call__ = current
@@ -594,11 +599,11 @@ class FlagSource:
         if file_values:
             values.update(file_values)
         flags = Flags(*(values[o.variable] for o in FLAG_OPTIONS))
-        self._last_raw, self._last_file_values, self._last_flags = raw, file_values, flags
+        self._state = (raw, file_values, flags)
         return flags
 
-    def _keep_last_good(self, err: ConfigError) -> None:
-        problem = f"{err}; keeping the last good flags: {self._last_flags.summary()}"
+    def _keep_last_good(self, err: ConfigError, flags: Flags) -> None:
+        problem = f"{err}; keeping the last good flags: {flags.summary()}"
         if problem != self.problem:
             self.problem = problem
             if self.log_problems:

@@ -68,6 +68,7 @@ _live_env_key = pytest.StashKey[dict[str, str]]()
 _target_kinds_key = pytest.StashKey[set[str]]()
 _slo_target_key = pytest.StashKey[SloTarget]()
 _faults_key = pytest.StashKey[InProcessFaults]()
+_own_server_key = pytest.StashKey[str]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -427,9 +428,10 @@ def _leased_bucket(
     """A pooled name's bucket, created empty; after the test, dropped with the admin client.
     A name whose bucket could not be dropped is retired, so no later test inherits it."""
     name = session.pool.acquire()
-    before = session.bucket_names() - {name}
-    if name in before:  # left over: drop it so this test starts empty
+    existing = session.bucket_names()
+    if name in existing:  # left over (a test outside the fixtures made it): start empty
         session.drop_bucket(name)
+    before = existing - {name}
     session.admin.create_bucket(Bucket=name)
     _note_kind(request, kind)
     gone = False
@@ -465,6 +467,7 @@ def s3_server_url(pytestconfig: pytest.Config) -> Iterator[str]:
 
     server = MotoServer()
     url = server.start()
+    pytestconfig.stash[_own_server_key] = url
     try:
         yield url
     finally:
@@ -478,7 +481,9 @@ def _certstore_server_session(s3_server_url: str, pytestconfig: pytest.Config) -
         s3_server_url,
         "server",
         admin=make_client(s3_server_url),
-        owned=not pytestconfig.getoption("s3_endpoint"),
+        # only a server this process started is its own: not --s3-endpoint, nor a project's
+        # override of s3_server_url (other workers' buckets may live there)
+        owned=pytestconfig.stash.get(_own_server_key, None) == s3_server_url,
     )
 
 

@@ -110,10 +110,12 @@ def serve_command(
             embedded.start()
             os.environ.update(embedded.environment())
         settings = Settings.from_env()
-        flags = settings.flag_source().current()
+        storage = CertificateStorage.from_settings(settings)
+        # the storage's own flag source reads the flags file now: from here on a bad edit
+        # leaves the service on these flags (degraded), not failing every request
+        flags = storage.flags()
         if not flags.s3_only:
             Path(settings.media_root).mkdir(parents=True, exist_ok=True)
-        storage = CertificateStorage.from_settings(settings)
         kwargs: dict[str, Any] = {}
         if max_upload_bytes is not None:
             kwargs["max_upload_bytes"] = max_upload_bytes

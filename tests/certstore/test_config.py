@@ -225,3 +225,17 @@ def test_a_different_flags_file_path_does_not_inherit_last_good_flags(tmp_path: 
     env["CERTSTORE_FLAGS_FILE"] = str(bad)
     with pytest.raises(ConfigError, match="not a boolean"):
         source.current()
+
+
+def test_while_the_file_is_invalid_the_environment_still_counts(tmp_path: Path) -> None:
+    flags_file = tmp_path / "flags.toml"
+    _write(flags_file, "CERT_S3_DUAL_WRITE = true\n")
+    env = {"CERTSTORE_FLAGS_FILE": str(flags_file)}
+    source = FlagSource(env)
+    assert source.current() == Flags(dual_write=True)
+    _write(flags_file, "CERT_S3_DUAL_WRITE = 'typo'\n")
+    env["CERT_S3_BACKFILL_ENABLED"] = "true"
+    assert source.current() == Flags(dual_write=True, backfill_enabled=True)
+    env["CERT_S3_BACKFILL_ENABLED"] = "maybe"
+    with pytest.raises(ConfigError, match="CERT_S3_BACKFILL_ENABLED='maybe'"):
+        source.current()

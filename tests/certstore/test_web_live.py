@@ -191,3 +191,50 @@ def test_missing_web_extra_names_the_extra() -> None:
     assert result.returncode == 1
     assert "needs the 'web' extra" in result.stderr
     assert "pip install 'certstore[web]'" in result.stderr
+
+
+def test_serve_keeps_the_flags_it_started_with_when_the_file_breaks_before_a_request(
+    tmp_path: Path,
+) -> None:
+    """The service read the flags file at start-up: a bad edit before its first request must
+    leave it degraded on those flags, not failing every request."""
+    port = free_port()
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_DUAL_WRITE = false\n")
+    env = {
+        **os.environ,
+        "CERTSTORE_FLAGS_FILE": str(flags_file),
+        "CERTSTORE_MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    process = subprocess.Popen(
+        [*certstore_command(), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        while not any("certstore: serving" in line for line in seen):
+            line = process.stdout.readline().decode()
+            assert line, f"certstore serve ended: {seen}"
+            seen.append(line)
+        flags_file.write_text("CERT_S3_DUAL_WRITE = 'sometimes'\n")
+        stamp = time.time() + 5
+        os.utime(flags_file, (stamp, stamp))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline
+                try:
+                    health = client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] == "degraded" and health.json()["phase"] == "0 local"
+        assert "keeping the last good flags" in health.json()["checks"]["flags"]["detail"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)

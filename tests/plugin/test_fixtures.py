@@ -290,3 +290,43 @@ def test_s3_faults_reach_a_target_the_test_body_fetches(pytester: pytest.Pyteste
         """
     )
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_buckets_on_an_endpoint_the_session_does_not_own_are_left_alone(
+    pytester: pytest.Pytester, s3_server: S3Target
+) -> None:
+    """A project that overrides s3_server_url (a shared endpoint): another worker's bucket
+    made while a test runs must survive that test's clean-up."""
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def s3_server_url():
+            return {s3_server.endpoint_url!r}
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_other_worker_creates_a_bucket(s3_server):
+            s3_server.client.create_bucket(Bucket="another-workers-bucket")
+        """
+    )
+    try:
+        pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+        names = {b["Name"] for b in s3_server.client.list_buckets()["Buckets"]}
+        assert "another-workers-bucket" in names
+    finally:
+        s3_server.client.delete_bucket(Bucket="another-workers-bucket")
+
+
+def test_a_leftover_pooled_bucket_is_emptied_before_a_test_gets_it(
+    request: pytest.FixtureRequest,
+) -> None:
+    session = request.getfixturevalue("_certstore_moto_session")
+    name = session.pool.acquire()
+    session.pool.release(name)
+    session.admin.create_bucket(Bucket=name)
+    session.admin.put_object(Bucket=name, Key="stale.pdf", Body=b"left over")
+    target: S3Target = request.getfixturevalue("s3_moto")
+    assert target.bucket == name and target.keys() == []
