@@ -53,6 +53,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _env_number(name: str, default: str, kind: type) -> float | int:
+    """An environment default, parsed now: a bad value is a one-line setup error (exit 2)."""
+    text = os.environ.get(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        print(f"loadtest: error: {name}={text!r} is not {what}", file=sys.stderr)
+        sys.exit(EXIT_SETUP)
+    return value  # type: ignore[no-any-return]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ci/loadtest.py",
@@ -73,19 +85,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--users",
         type=int,
-        default=int(os.environ.get("LOADTEST_USERS", "10")),
+        default=_env_number("LOADTEST_USERS", "10", int),
         help="peak concurrent users (env LOADTEST_USERS)",
     )
     parser.add_argument(
         "--spawn-rate",
         type=float,
-        default=float(os.environ.get("LOADTEST_SPAWN_RATE", "10")),
+        default=_env_number("LOADTEST_SPAWN_RATE", "10", float),
         help="users started per second (env LOADTEST_SPAWN_RATE)",
     )
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("LOADTEST_WORKERS", "0")),
+        default=_env_number("LOADTEST_WORKERS", "0", int),
         help="0: one local Locust process; N: a master and N workers",
     )
     parser.add_argument(
@@ -176,7 +188,11 @@ def stop(process: subprocess.Popen[bytes] | None, grace: float = 15.0) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results_dir).resolve()
-    results.mkdir(parents=True, exist_ok=True)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"loadtest: error: cannot create {results}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_SETUP
     scratch = Path(tempfile.mkdtemp(prefix="certstore-loadtest-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -20,7 +20,7 @@ from locust.runners import WorkerRunner
 
 from slo.errors import SloError
 from slo.evaluate import evaluate
-from slo.gate import EXIT_BAD_INPUT, exit_code, write_outputs
+from slo.gate import EXIT_BAD_INPUT, check_writable_folder, exit_code, write_outputs
 from slo.readers import LocustStats
 from slo.report_terminal import render_terminal
 from slo.spec import Spec, load_spec
@@ -62,6 +62,13 @@ def _load_spec(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     if "locust" not in spec.sources():
         logger.error('--slo-spec: %s has no Locust objectives (source = "locust")', path)
         sys.exit(EXIT_BAD_INPUT)
+    out_dir = getattr(options, "slo_out_dir", None)
+    if out_dir:
+        try:
+            check_writable_folder(out_dir)  # now, not after the load has run
+        except SloError as err:
+            logger.error("--slo-out-dir: %s", err)
+            sys.exit(EXIT_BAD_INPUT)
     _state["spec"] = spec
     logger.info("SLO verdict: judging this run against %s", path)
 
@@ -78,7 +85,12 @@ def _judge(environment, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     (logger.info if verdict.passed else logger.error)("SLO verdict\n%s", table)
     out_dir = getattr(environment.parsed_options, "slo_out_dir", None)
     if out_dir:
-        write_outputs(verdict, out_dir)
+        try:
+            write_outputs(verdict, out_dir)
+        except OSError as err:  # checked at start; gone since (a full disk, a removed folder)
+            logger.error("--slo-out-dir %s: %s", out_dir, err.strerror or err)
+            environment.process_exit_code = EXIT_BAD_INPUT
+            return
     code = exit_code(verdict)
     if code or environment.process_exit_code is None:
         environment.process_exit_code = code

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from slo.errors import OutputError, SloError
-from slo.gate import EXIT_BAD_INPUT, EXIT_PASS, GateInputs, exit_code, run_gate, write_outputs
+from slo.gate import (
+    EXIT_BAD_INPUT,
+    EXIT_PASS,
+    GateInputs,
+    check_writable_folder,
+    exit_code,
+    run_gate,
+    write_outputs,
+)
 from slo.report_markdown import append_step_summary
 from slo.report_terminal import render_terminal
 from slo.spec import DEFAULT_SPEC_PATH, load_spec
@@ -98,7 +104,7 @@ def _gate(args: argparse.Namespace) -> int:
         baseline=args.baseline,
     )
     if args.out_dir:
-        _check_writable_folder(args.out_dir)
+        check_writable_folder(args.out_dir)
     verdict = run_gate(inputs)
     print(render_terminal(verdict), end="")
     try:
@@ -112,13 +118,3 @@ def _gate(args: argparse.Namespace) -> int:
     if summary is not None:
         print(f"slo: appended the summary to {summary}")
     return exit_code(verdict)
-
-
-def _check_writable_folder(folder: str) -> None:
-    """Refuse an ``--out-dir`` that cannot be written before any input is read."""
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".slo-probe-"):
-            pass
-    except OSError as err:
-        raise OutputError(err.strerror or str(err), path=folder) from err

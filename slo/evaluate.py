@@ -240,6 +240,14 @@ def _judge_coverage(objective: Objective, coverage: CoverageResults) -> Objectiv
         if isinstance(found, NoMatch):
             return ObjectiveResult(objective, NO_DATA, reason=found.reason)
         figure = found
+    if figure.statements == 0:
+        # coverage.py reports 100 % for nothing measured: a floor met by no code at all
+        return ObjectiveResult(
+            objective,
+            NO_DATA,
+            reason=f"no statements measured for {figure.matched} in {coverage.path} "
+            "(coverage.py reports 100 % for an empty measurement)",
+        )
     return _compare(
         objective,
         figure.percent,
@@ -260,13 +268,16 @@ def _regression(
         return _replace(result, baseline=previous)
     tolerance = objective.regression_tolerance or 0.0
     growth = result.measured - previous
-    if previous > 0 and growth > previous * tolerance and growth > spec.regression_min_ms:
+    # A baseline of 0 ms is real (Locust rounds anything under 0.5 ms down to 0): the
+    # relative rule then holds for any growth, and regression_min_ms alone decides.
+    if growth > previous * tolerance and growth > spec.regression_min_ms:
+        relative = f"+{growth / previous:.0%}, " if previous > 0 else ""
         return _replace(
             result,
             status=FAIL,
             baseline=previous,
             reason=f"regressed: {format_value(objective.kind, result.measured)} against the "
-            f"baseline's {format_value(objective.kind, previous)} (+{growth / previous:.0%}, "
+            f"baseline's {format_value(objective.kind, previous)} ({relative}"
             f"tolerance {tolerance:.0%}), though within the target",
         )
     return _replace(result, baseline=previous)

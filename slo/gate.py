@@ -84,6 +84,22 @@ def exit_code(verdict: Verdict) -> int:
     return EXIT_PASS if verdict.passed else EXIT_FAIL
 
 
+def check_writable_folder(folder: str | Path) -> None:
+    """Refuse an output folder that cannot be written (:class:`~slo.errors.OutputError`),
+    before any input is read or any load is sent: finding out after the run loses its
+    verdict."""
+    import tempfile
+
+    from slo.errors import OutputError
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".slo-probe-"):
+            pass
+    except OSError as err:
+        raise OutputError(err.strerror or str(err), path=str(folder)) from err
+
+
 def write_outputs(verdict: Verdict, out_dir: str | Path, *, png: bool = True) -> dict[str, Path]:
     """Write the JSON verdict, Markdown, JUnit XML and (unless ``png=False``) the chart."""
     directory = Path(out_dir)

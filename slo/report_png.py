@@ -24,6 +24,17 @@ def latency_panels(verdict: Verdict) -> OrderedDict[str, list[ObjectiveResult]]:
     return panels
 
 
+def scenario_status(verdict: Verdict, scenario: str) -> str:
+    """A panel's title: FAIL if any objective of the scenario failed (its error rate too, which
+    the chart does not draw), else NO DATA if any had none, else PASS."""
+    statuses = {r.status for r in verdict.results if r.objective.scenario == scenario}
+    if "FAIL" in statuses:
+        return "FAIL"
+    if statuses - {PASS}:
+        return "NO DATA"
+    return "PASS"
+
+
 def write_png(verdict: Verdict, path: str | Path) -> Path:
     """Draw the chart into ``path``: bars are measured values, black ticks are targets."""
     import matplotlib
@@ -64,8 +75,7 @@ def write_png(verdict: Verdict, path: str | Path) -> Path:
                 )
             axis.set_xticks(list(positions), labels)
             axis.set_ylabel("ms")
-            status = "PASS" if all(r.status == PASS for r in results) else "FAIL"
-            axis.set_title(f"{scenario} ({status})", fontsize=10)
+            axis.set_title(f"{scenario} ({scenario_status(verdict, scenario)})", fontsize=10)
             axis.set_ylim(bottom=0)
             # At least three slots wide, so one bar is as wide as one of three.
             axis.set_xlim(-0.75, max(len(results), 3) - 0.25)

@@ -96,6 +96,8 @@ def read_locust_csv(path: str | Path) -> LocustCsvStats:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
+            if not header:
+                raise ResultsError("is empty (no header row)", path=shown, source=SOURCE)
             missing = [column for column in _COLUMNS.values() if column not in header]
             if missing:
                 raise ResultsError(
@@ -103,7 +105,10 @@ def read_locust_csv(path: str | Path) -> LocustCsvStats:
                     path=shown,
                     source=SOURCE,
                 )
-            rows = [_parse_row(raw, line, shown) for line, raw in enumerate(reader, start=2)]
+            rows = [
+                _parse_row(raw, line, shown, len(header))
+                for line, raw in enumerate(reader, start=2)
+            ]
     except FileNotFoundError:
         raise ResultsError(
             "no such file (a missing results file is an error, not a pass)",
@@ -114,10 +119,27 @@ def read_locust_csv(path: str | Path) -> LocustCsvStats:
         raise ResultsError(f"not UTF-8 text ({err.reason})", path=shown, source=SOURCE) from err
     except csv.Error as err:
         raise ResultsError(f"not valid CSV: {err}", path=shown, source=SOURCE) from err
+    except OSError as err:
+        raise ResultsError(
+            f"cannot read: {err.strerror or err}", path=shown, source=SOURCE
+        ) from err
     return LocustCsvStats(rows, path=shown)
 
 
-def _parse_row(raw: dict[str, str | None], line: int, path: str) -> dict[str, object]:
+def _parse_row(
+    raw: dict[str | None, str | None], line: int, path: str, columns: int
+) -> dict[str, object]:
+    # csv.DictReader pads a short row with None (and files extras under the key None): a row
+    # cut off mid-write (Locust rewrites the file every second) must not read as "N/A"
+    given = sum(1 for key, value in raw.items() if key is not None and value is not None)
+    extra = len(raw.get(None) or ())  # type: ignore[arg-type]
+    if given != columns or extra:
+        raise ResultsError(
+            f"line {line}: has {given + extra} columns, the header has {columns} (a file cut "
+            "off while Locust was writing it?)",
+            path=path,
+            source=SOURCE,
+        )
     row: dict[str, object] = {
         "type": raw[_COLUMNS["type"]] or "",
         "name": raw[_COLUMNS["name"]] or "",
@@ -153,4 +175,15 @@ def _parse_row(raw: dict[str, str | None], line: int, path: str) -> dict[str, ob
                 source=SOURCE,
             )
         row[key] = value
+    # Percentiles of one row never decrease (not checked against the exact maximum: Locust
+    # rounds the bucketed percentiles, so 99% may read above it)
+    figures = [row[key] for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms")]
+    known = [value for value in figures if value is not None]
+    if known != sorted(known):  # type: ignore[type-var]
+        raise ResultsError(
+            f"line {line}: the percentiles are not in increasing order "
+            f"(50%, 90%, 95%, 99%: {', '.join(str(v) for v in figures)})",
+            path=path,
+            source=SOURCE,
+        )
     return row

@@ -107,3 +107,28 @@ def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
     result = run_script(*args, timeout=30)
     assert result.returncode == 2
     assert "error:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "where", "expected"),
+    [
+        ({"LOADTEST_USERS": "abc"}, "ok", "LOADTEST_USERS='abc' is not a whole number"),
+        ({}, "under-a-file", "cannot create"),
+    ],
+)
+def test_setup_problems_are_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], where: str, expected: str
+) -> None:
+    import os
+
+    (tmp_path / "a-file").write_text("x")
+    results = tmp_path / ("a-file/results" if where == "under-a-file" else "results")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(results), "--duration", "1s"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr

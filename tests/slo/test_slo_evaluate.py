@@ -104,6 +104,20 @@ def test_no_data_when_a_coverage_file_was_not_measured() -> None:
     assert result.status == NO_DATA and "not in the coverage report" in result.reason
 
 
+def test_a_coverage_report_that_measured_nothing_is_no_data() -> None:
+    """coverage.py writes percent_covered 100 for zero statements: no floor is met by that."""
+    empty = CoverageResults(
+        CoverageFigure(100.0, "(total)", 0),
+        {"certstore/storage.py": CoverageFigure(100.0, "certstore/storage.py", 0)},
+        path="cov.json",
+    )
+    spec = parse_spec({"coverage": {"total": 80, "files": {"certstore/storage.py": 90}}})
+    verdict = evaluate(spec, {"coverage": empty})
+    assert [r.status for r in verdict.results] == [NO_DATA, NO_DATA]
+    assert "no statements measured" in verdict.results[0].reason
+    assert not verdict.passed
+
+
 def test_aggregated_pools_every_entry() -> None:
     spec = parse_spec(
         {"scenarios": {"all": {"source": "locust", "name": "Aggregated", "p50_ms": 20}}}
@@ -231,6 +245,14 @@ class TestBaseline:
         )
         result = _only(evaluate(spec, {"locust": STATS}, baseline={"upload.p95_ms": 40.0}))
         assert result.status == PASS
+
+    def test_a_zero_ms_baseline_still_catches_a_regression(self) -> None:
+        """Locust rounds anything under 0.5 ms to 0: such a baseline is real, and 62.5 ms
+        against it is a regression (regression_min_ms decides)."""
+        spec = _spec(p95_ms=75, regression_tolerance=0.2)
+        result = _only(evaluate(spec, {"locust": STATS}, baseline={"upload.p95_ms": 0.0}))
+        assert result.status == FAIL
+        assert "regressed: 62.5 ms against the baseline's 0.0 ms (tolerance 20%)" in (result.reason)
 
     def test_error_rate_and_missing_baseline_are_not_regressions(self) -> None:
         spec = _spec(error_rate=0.05, p99_ms=200)

@@ -88,6 +88,24 @@ def test_bad_spec_exits_2_before_any_load(
     assert not (tmp_path / "run.json").exists()
 
 
+def test_an_unwritable_out_dir_exits_2_before_any_load(tiny_server: str, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SPEC.format(fast_p95=5000, slow_p50=5000))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    process = run_locust(
+        tiny_server,
+        tmp_path / "run",
+        "--slo-spec",
+        str(spec),
+        "--slo-out-dir",
+        str(blocker / "verdict"),
+        locustfiles=FILES,
+    )
+    assert process.returncode == EXIT_BAD_INPUT, process.stderr[-2000:]
+    assert "--slo-out-dir" in process.stderr and "Traceback" not in process.stderr
+    assert not (tmp_path / "run.json").exists()
+
+
 def test_without_slo_spec_the_module_does_nothing(tiny_server: str, tmp_path: Path) -> None:
     process = run_locust(tiny_server, tmp_path / "run", locustfiles=FILES, requests=50)
     # Locust's own rule applies: any failed request (the "fail" endpoint) gives exit code 1.

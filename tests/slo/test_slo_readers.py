@@ -185,14 +185,57 @@ def test_malformed_locust_json(tmp_path: Path, content: str, expected: str) -> N
             "GET,x,3,0,1,2,3,3,nan\n",
             "column 'Max Response Time' is not a number of ms >= 0",
         ),
+        (
+            "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+            "GET,x,30,0,9,9,12,1\n",
+            "line 2: has 8 columns, the header has 9",
+        ),
+        (
+            "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+            "GET,x,30,0,9,12,1,20,25\n",
+            "not in increasing order",
+        ),
+        (
+            "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+            "GET,x,30,0,9,12,15,20,25,7\n",
+            "has 10 columns, the header has 9",
+        ),
+        ("", "is empty"),
     ],
-    ids=["missing-columns", "bad-count", "bad-percentile", "negative", "nan"],
+    ids=[
+        "missing-columns",
+        "bad-count",
+        "bad-percentile",
+        "negative",
+        "nan",
+        "cut-off-row",
+        "out-of-order",
+        "extra-column",
+        "empty",
+    ],
 )
 def test_malformed_locust_csv(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "bad_stats.csv"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ResultsError, match=expected):
         read_locust(path)
+
+
+def test_an_unreadable_locust_csv_is_a_results_error(tmp_path: Path) -> None:
+    path = tmp_path / "run_stats.csv"
+    path.mkdir()  # reading a folder fails with an OSError other than FileNotFoundError
+    with pytest.raises(ResultsError, match="cannot read"):
+        read_locust_csv(path)
+
+
+def test_a_rounded_99th_percentile_above_the_exact_maximum_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "ok_stats.csv"
+    path.write_text(
+        "Type,Name,Request Count,Failure Count,50%,90%,95%,99%,Max Response Time\n"
+        "GET,x,30,0,90,120,140,150,147\n",
+        encoding="utf-8",
+    )
+    assert read_locust(path).rows[0]["p99_ms"] == 150.0
 
 
 def test_a_locust_entry_without_its_maximum_uses_the_slowest_bucket(tmp_path: Path) -> None:

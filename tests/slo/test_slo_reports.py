@@ -19,12 +19,12 @@ from slo.report_png import latency_panels, write_png
 from slo.report_terminal import render_terminal
 
 
-def _entry(name: str, method: str, buckets: dict[int, int]) -> dict[str, Any]:
+def _entry(name: str, method: str, buckets: dict[int, int], failures: int = 0) -> dict[str, Any]:
     return {
         "name": name,
         "method": method,
         "num_requests": sum(buckets.values()),
-        "num_failures": 0,
+        "num_failures": failures,
         "response_times": {str(k): v for k, v in buckets.items()},
         "max_response_time": float(max(buckets)),
     }
@@ -163,6 +163,30 @@ def test_png_chart(verdict: Verdict, tmp_path: Path) -> None:
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
     assert width >= 600 and height >= 200
+
+
+def test_a_panel_title_is_its_scenarios_status_error_rate_included() -> None:
+    from slo.report_png import scenario_status
+
+    stats = LocustStats([_entry("up", "PUT", {40: 90}, failures=10)], path="mem")
+    spec = parse_spec(
+        {
+            "scenarios": {
+                "upload": {
+                    "source": "locust",
+                    "request_type": "PUT",
+                    "name": "up",
+                    "p95_ms": 75,
+                    "error_rate": 0.01,
+                },
+                "gone": {"source": "locust", "request_type": "GET", "name": "nope", "p95_ms": 9},
+            }
+        }
+    )
+    verdict = evaluate(spec, {"locust": stats})
+    # the latency bar passes; the error rate (not drawn) fails: the title says FAIL
+    assert scenario_status(verdict, "upload") == "FAIL"
+    assert scenario_status(verdict, "gone") == "NO DATA"
 
 
 def test_a_narrow_miss_never_reads_as_equal_values() -> None:
