@@ -484,12 +484,18 @@ def test_s3_failing_every_object_stops_the_run_early_with_its_reason(
     assert any("failed so far and wait for a retry round" in w for w in warnings), warnings
 
 
-class Alternating:
-    """Every other object fails with an S3 error; the others succeed."""
+class ScriptedUploader:
+    """A fake engine: the objects ``fails(number, item)`` picks get an S3 error, the rest
+    succeed with the catalogued MD5 as their ETag; ``rounds`` counts the passes."""
+
+    def __init__(self, fails: Any) -> None:
+        self.fails = fails
+        self.rounds = 0
 
     def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
+        self.rounds += 1
         for number, item in enumerate(items):
-            if number % 2:
+            if self.fails(number, item):
                 yield UploadResult(item, False, "s3_error", "InternalError (500)")
             else:
                 yield UploadResult(
@@ -514,34 +520,6 @@ def _poison(key: str) -> bool:
     return found is not None and int(found.group(1)) % 10 == 3
 
 
-class Poisoned:
-    """Poisoned objects always fail with an S3 error; S3 is fine otherwise."""
-
-    def __init__(self) -> None:
-        self.rounds = 0
-
-    def upload(self, items: Any, *, verify_method: str = "etag") -> Any:
-        self.rounds += 1
-        for item in items:
-            if _poison(item.key):
-                yield UploadResult(item, False, "s3_error", "AccessDenied (403)")
-            else:
-                yield UploadResult(
-                    item,
-                    True,
-                    None,
-                    etag=f'"{item.md5}"',
-                    verified_by="etag-md5",
-                    bytes_sent=item.size,
-                )
-
-    def check_bucket(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_retry_rounds_of_a_few_bad_objects_do_not_trip_the_breaker(
     catalog: Catalog, media_root: Path
 ) -> None:
@@ -551,7 +529,7 @@ def test_retry_rounds_of_a_few_bad_objects_do_not_trip_the_breaker(
     import_tree(catalog, media_root)
     poisoned = sorted(k for k in files if _poison(k))
     assert len(poisoned) >= 3
-    uploader = Poisoned()
+    uploader = ScriptedUploader(lambda _number, item: _poison(item.key))
     summary = run(catalog, media_root, uploader, max_consecutive_errors=2, retry_rounds=2)
     assert summary.stopped_reason == "" and uploader.rounds == 3
     assert summary.errors == Counter({"s3_error": len(poisoned)})
@@ -563,7 +541,8 @@ def test_failures_with_successes_between_them_do_not_stop_the_run(
 ) -> None:
     files = write_dataset(media_root, 30)
     import_tree(catalog, media_root)
-    summary = run(catalog, media_root, Alternating(), max_consecutive_errors=2, retry_rounds=0)
+    every_other = ScriptedUploader(lambda number, _item: number % 2 == 1)
+    summary = run(catalog, media_root, every_other, max_consecutive_errors=2, retry_rounds=0)
     assert summary.stopped_reason == "" and summary.found == len(files)
     assert summary.errors["s3_error"] == len(files) // 2
 
