@@ -257,7 +257,8 @@ class Backfill:
     """Runs backfills of ``catalog`` from ``media_root`` through ``uploader``.
 
     ``uploader`` may be None for dry runs (they make no S3 request). ``stop`` is checked before
-    each new item is handed out. ``clock`` and ``now`` are injectable for tests.
+    each new item is handed out; ``allowed`` (the backfill flag) at every checkpoint. ``clock``
+    and ``now`` are injectable for tests.
     """
 
     def __init__(
@@ -272,6 +273,7 @@ class Backfill:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], object] | None = None,
+        allowed: Callable[[], bool] | None = None,
     ) -> None:
         self.catalog = catalog
         self.media_root = Path(media_root)
@@ -285,6 +287,9 @@ class Backfill:
         self.now = now
         # The pause between retry rounds ends early when a stop is requested.
         self.sleep = sleep or self.stop.wait
+        #: Asked at every checkpoint of a real run: False (CERT_S3_BACKFILL_ENABLED turned off
+        #: in the flags file) stops taking new work, so one edit is the rollback.
+        self.allowed = allowed
 
     def _pending_rows(self, options: BackfillOptions) -> Iterator[CertificateRecord]:
         """Pending rows after the position, keyset batches, honouring limit and stop."""
@@ -478,7 +483,7 @@ class Backfill:
         #: token must not claim more than the catalog does.
         held_back: list[int | None] = [None]
 
-        def flush() -> None:
+        def flush(*, final: bool = False) -> None:
             nonlocal last_flush
             with lock:
                 position = watermark.value
@@ -516,6 +521,25 @@ class Backfill:
             marked.clear()
             self._publish_counts()
             last_flush = self.clock()
+            if not final:
+                still_allowed()
+
+        def still_allowed() -> None:
+            if self.allowed is None or self.stop.is_set():
+                return
+            try:
+                allowed = self.allowed()
+            except ConfigError as err:  # the flag cannot be read: do not go on without it
+                logger.error("BACKFILL cannot read CERT_S3_BACKFILL_ENABLED: %s", err)
+                allowed = False
+            if not allowed:
+                summary.stopped_reason = (
+                    "CERT_S3_BACKFILL_ENABLED was turned off during the run: stopped taking new "
+                    "work (the uploads in flight finished and were recorded); turn it on and "
+                    "--resume to continue"
+                )
+                logger.warning("BACKFILL %s", summary.stopped_reason)
+                self.stop.set()
 
         failed_in_a_row = [0]
         last_retry_warning = [float("-inf")]
@@ -612,7 +636,7 @@ class Backfill:
                 row = rows.pop(int(item.token))  # type: ignore[call-overload]
                 self._fail(summary, row, "s3_error", "not retried: the run was stopped")
                 watermark.finish(row.id, False)
-            flush()
+            flush(final=True)
         summary.last_id = watermark.value
         if held_back[0] is not None:
             summary.last_id = min(summary.last_id, held_back[0])

@@ -370,6 +370,9 @@ def run_backfill(
             # bucket is one clear line before any work starts (the finally closes it)
             uploader.check_bucket()
         stop = threading.Event()
+        flags = settings.flag_source()
+        if not request.dry_run:
+            flags.current()  # read now (it said yes above): a bad edit later keeps this
         engine = Backfill(
             catalog,
             settings.media_root,
@@ -377,6 +380,8 @@ def run_backfill(
             metrics=run_metrics,
             progress=progress,
             stop=stop,
+            # the runbook's rollback is one edit of the flags file: a running backfill too
+            allowed=None if request.dry_run else (lambda: flags.current().backfill_enabled),
         )
         with stop_on_signals(stop, notify):
             return engine.run(options)

@@ -72,10 +72,13 @@ def status_exit_code(report: Any) -> int:
 
 
 def backfill_exit_code(summary: Any) -> int:
-    """A backfill's exit code: 130 interrupted, 1 when any object failed, else 0."""
+    """A backfill's exit code: 130 interrupted, 1 when any object failed or the run stopped
+    early on its own (``stopped_reason``: work is left), else 0."""
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_FAILURE if summary.error_count else EXIT_OK
+    if summary.error_count or getattr(summary, "stopped_reason", ""):
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def emit_report(

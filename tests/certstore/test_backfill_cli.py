@@ -445,3 +445,65 @@ def test_only_the_console_script_freezes_the_heap(tmp_path: Path, media_root: Pa
     assert json.loads(done.stdout)["found"] == len(files)
     frozen = int(done.stderr.rsplit("frozen ", 1)[1].split()[0])
     assert frozen > 10_000  # SQLAlchemy's modules and classes, at least
+
+
+class FlipFlagAfter:
+    """A progress sink that turns the backfill flag off in the flags file after ``after``
+    objects: the operator's one-edit rollback, mid-run."""
+
+    def __init__(self, flags_file: Path, after: int) -> None:
+        self.flags_file, self.after, self.done = flags_file, after, 0
+
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, items: int = 1, nbytes: int = 0) -> None:
+        import os
+        import time
+
+        self.done += items
+        if self.done == self.after:
+            staged = self.flags_file.with_suffix(".new")
+            staged.write_text("CERT_S3_BACKFILL_ENABLED = false\n")
+            os.replace(staged, self.flags_file)
+            stamp = time.time() + 5
+            os.utime(self.flags_file, (stamp, stamp))
+
+    def close(self) -> None:
+        pass
+
+
+def test_turning_the_flag_off_in_the_flags_file_stops_a_running_backfill(
+    env: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    media_root: Path,
+) -> None:
+    """The runbook's rollback is one edit of the flags file; a backfill already running must
+    stop taking new work at its next checkpoint, and a resume finishes the rest later."""
+    from certstore.jobs import BackfillRequest, Site, run_backfill
+    from certstore.reports import EXIT_FAILURE, backfill_exit_code
+
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_BACKFILL_ENABLED = true\n")
+    monkeypatch.setenv("CERTSTORE_FLAGS_FILE", str(flags_file))
+    monkeypatch.delenv("CERT_S3_BACKFILL_ENABLED", raising=False)
+    request = BackfillRequest(batch_size=4, workers=2)
+    summary = run_backfill(
+        Site.from_env(),
+        request,
+        progress=FlipFlagAfter(flags_file, after=6),
+        notify=lambda _line: None,
+    )
+    assert "CERT_S3_BACKFILL_ENABLED was turned off" in summary.stopped_reason
+    assert backfill_exit_code(summary) == EXIT_FAILURE and not summary.interrupted
+    assert 6 <= summary.migrated < len(env["files"]) and summary.error_count == 0
+    flags_file.write_text("CERT_S3_BACKFILL_ENABLED = true\n")
+    rest = run_backfill(
+        Site.from_env(),
+        BackfillRequest(resume=True),
+        notify=lambda _line: None,
+    )
+    assert rest.stopped_reason == "" and summary.migrated + rest.migrated == len(env["files"])
+    with Catalog(env["url"]) as catalog:
+        assert catalog.stats().pending == 0
