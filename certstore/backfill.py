@@ -534,9 +534,9 @@ class Backfill:
                 allowed = False
             if not allowed:
                 summary.stopped_reason = (
-                    "CERT_S3_BACKFILL_ENABLED was turned off during the run: stopped taking new "
-                    "work (the uploads in flight finished and were recorded); turn it on and "
-                    "--resume to continue"
+                    "CERT_S3_BACKFILL_ENABLED was turned off (or CERT_S3_ONLY on) during the "
+                    "run: stopped taking new work (the uploads in flight finished and were "
+                    "recorded); --resume continues once the flags allow it again"
                 )
                 logger.warning("BACKFILL %s", summary.stopped_reason)
                 self.stop.set()

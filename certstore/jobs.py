@@ -100,8 +100,21 @@ def _sampling(seed: int | None, threshold_percent: float | None, workers: int) -
     }
 
 
+#: Why a backfill or a repair never runs in phase 3.
+S3_ONLY_REFUSAL = (
+    "CERT_S3_ONLY is on: S3 is authoritative and certificates saved since phase 3 began exist "
+    "only there, so the local copies may be older; {what} would overwrite newer certificates "
+    "in S3 with them. Run it before entering phase 3 (or after rolling back, once the "
+    "certificates saved in phase 3 are back in the media root)"
+)
+
+
 def _require_backfill_flag(settings: Settings, message: str) -> None:
-    if settings.flag_source().current().backfill_enabled:
+    flags = settings.flag_source().current()
+    if flags.s3_only:
+        what = "a repair" if message == REPAIR_FLAG_OFF else "a backfill"
+        raise ConfigError(S3_ONLY_REFUSAL.format(what=what), variable="CERT_S3_ONLY")
+    if flags.backfill_enabled:
         return
     from certstore import config
 
@@ -116,6 +129,11 @@ def _require_backfill_flag(settings: Settings, message: str) -> None:
             "the migration window" + (", or use --dry-run" if message == BACKFILL_FLAG_OFF else "")
         )
     raise ConfigError(message, variable="CERT_S3_BACKFILL_ENABLED")
+
+
+def _may_backfill(flags: Any) -> bool:
+    """A running backfill goes on while its flag is on and phase 3 has not begun."""
+    return bool(flags.backfill_enabled and not flags.s3_only)
 
 
 def _require_media_root(settings: Settings, why: str) -> None:
@@ -381,7 +399,7 @@ def run_backfill(
             progress=progress,
             stop=stop,
             # the runbook's rollback is one edit of the flags file: a running backfill too
-            allowed=None if request.dry_run else (lambda: flags.current().backfill_enabled),
+            allowed=None if request.dry_run else (lambda: _may_backfill(flags.current())),
         )
         with stop_on_signals(stop, notify):
             return engine.run(options)

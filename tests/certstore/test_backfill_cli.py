@@ -507,3 +507,22 @@ def test_turning_the_flag_off_in_the_flags_file_stops_a_running_backfill(
     assert rest.stopped_reason == "" and summary.migrated + rest.migrated == len(env["files"])
     with Catalog(env["url"]) as catalog:
         assert catalog.stats().pending == 0
+
+
+def test_backfill_and_repair_refuse_to_run_in_phase_3(
+    env: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    http_client: Any,
+) -> None:
+    """In phase 3 saves go to S3 only: the local copy of a certificate overwritten since may be
+    older than S3's, and a backfill or repair would put it back over the newer one."""
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    monkeypatch.setenv("CERT_S3_ONLY", "true")
+    assert main(["backfill"]) == 2
+    err = capsys.readouterr().err
+    assert "CERT_S3_ONLY is on" in err and "a backfill would overwrite newer" in err
+    assert s3_listing(http_client, env["bucket"]) == {}
+    assert main(["validate", "--repair", "--sample-rate", "1"]) == 2
+    assert "a repair would overwrite newer" in capsys.readouterr().err
+    assert main(["backfill", "--dry-run", "--json"]) == 0  # reads only: allowed
