@@ -24,6 +24,7 @@ from certstore._transfer_common import (
     check_size,
     clean_etag,
     conditional_unsupported,
+    confirm_unchanged,
     content_type,
     existing_matches,
     hash_file,
@@ -201,6 +202,7 @@ class Boto3Uploader:
                 verified_by=VERIFIED_EXISTING,
                 skipped_existing=True,
             )
+        confirm_unchanged(item)
         logger.info("s3://%s/%s differs from the local copy; overwriting", self.bucket, object_key)
         return None
 

@@ -162,6 +162,36 @@ def check_sha256(item: UploadItem, actual: str) -> None:
         raise _changed(item, f"sha256 {actual}, catalog says {item.sha256.lower()}")
 
 
+def confirm_unchanged(item: UploadItem) -> None:
+    """Read the local file again and raise ``local_changed`` unless it still holds the
+    catalogued bytes. Called before an S3 copy that differs is overwritten.
+
+    Why: the router writes the local file before its S3 shadow, so when S3 holds something
+    else, either that copy is stale (overwrite it) or a client has just saved a newer version
+    -- and then the local file already holds it, and the bytes this upload read are the old
+    ones. Overwriting then would put the old certificate back over the one just acknowledged.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(item.path, "rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as err:
+        raise _open_problem(item, err) from err
+    try:
+        check_size(item, size)
+        check_sha256(item, digest.hexdigest())
+    except LocalFileProblem as problem:
+        raise LocalFileProblem(
+            f"{problem} (found before overwriting the different copy in S3: a newer version "
+            "was probably saved meanwhile; it is left in place)",
+            reason=REASON_LOCAL_CHANGED,
+            path=str(item.path),
+        ) from None
+
+
 def local_size(item: UploadItem) -> int:
     """The file's size now (``local_missing`` when it is gone or not a regular file)."""
     try:

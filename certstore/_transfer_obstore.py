@@ -39,6 +39,7 @@ from certstore._transfer_common import (
     check_size,
     clean_etag,
     conditional_unsupported,
+    confirm_unchanged,
     content_type,
     existing_matches,
     judge_head,
@@ -436,6 +437,7 @@ class ObstoreUploader:
                 verified_by=VERIFIED_EXISTING,
                 skipped_existing=True,
             )
+        await asyncio.to_thread(confirm_unchanged, item)
         logger.info("s3://%s/%s differs from the local copy; overwriting", self.bucket, object_key)
         return None
 

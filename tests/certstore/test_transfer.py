@@ -590,3 +590,37 @@ def test_docs_example_uploads_a_directory(
     results = example.upload_directory(settings, media_root, workers=2)
     assert sorted(r.item.key for r in results if r.ok) == ["2024/Curaçao.pdf", "2024/東京.pdf"]
     assert _stored(http_client, http_bucket, "2024/東京.pdf")[0] == b"two"
+
+
+def test_a_newer_version_saved_meanwhile_is_not_overwritten(
+    uploader: Any,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine read the catalogued bytes; then a client saved a newer version (the router
+    writes the local file, then S3). S3's copy differs, but it is the newer one: the engine
+    must find the local file changed and leave S3 alone, not put the old bytes back."""
+    import certstore._transfer_boto3 as boto3_engine
+    import certstore._transfer_obstore as obstore_engine
+    from certstore._transfer_common import read_whole
+
+    old = b"%PDF version 1"
+    item = _item(media_root, "race.pdf", old)
+    read_before_the_save = read_whole(item)
+    newer = b"%PDF version 2, saved meanwhile"
+    item.path.write_bytes(newer)
+    http_client.put_object(
+        Bucket=http_bucket,
+        Key="certificates/race.pdf",
+        Body=newer,
+        Metadata={"sha256": hashlib.sha256(newer).hexdigest()},
+    )
+    module = obstore_engine if engine == "obstore" else boto3_engine
+    monkeypatch.setattr(module, "read_whole", lambda _item: read_before_the_save)
+    result = _run(uploader, [item])["race.pdf"]
+    assert not result.ok and result.reason == "local_changed", result
+    assert "newer version was probably saved meanwhile" in result.detail
+    assert _stored(http_client, http_bucket, "race.pdf")[0] == newer
