@@ -388,11 +388,17 @@ class Resolved:
 
 
 class _FlagsFileCache:
-    """Parses a flags file once per (path, mtime, size), an invalid one too; thread-safe."""
+    """Parses a flags file once per version, an invalid one too; thread-safe.
+
+    A version is (path, inode, size, mtime, ctime): ``cp -p``, ``rsync -a`` or ``install -p``
+    restore the old modification time, and an edit of the same size would then go unseen;
+    the inode changes with every atomic replace and the ctime with every write, and neither can
+    be set back.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[str, int, int] | None = None
+        self._key: tuple[str, int, int, int, int] | None = None
         self._values: dict[str, bool] = {}
         self._error: ConfigError | None = None
 
@@ -405,7 +411,7 @@ class _FlagsFileCache:
                 variable="CERTSTORE_FLAGS_FILE",
                 value=path,
             ) from err
-        key = (path, stat.st_mtime_ns, stat.st_size)
+        key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         with self._lock:
             if key == self._key:
                 if self._error is not None:

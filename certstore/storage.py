@@ -433,6 +433,15 @@ class CertificateStorage:
                     key=canonical,
                     detail=str(err),
                 )
+                # phase 2 reads S3 first and would serve the copy left behind: say which key,
+                # in a line the runbook's recovery greps for
+                logger.warning(
+                    "S3 delete of %r failed (%s): its S3 copy remains; run `certstore rm %s` "
+                    "again once S3 answers",
+                    canonical,
+                    err,
+                    canonical,
+                )
 
 
 class _Missing(S3ObjectNotFoundError):

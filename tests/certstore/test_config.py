@@ -239,3 +239,20 @@ def test_while_the_file_is_invalid_the_environment_still_counts(tmp_path: Path) 
     env["CERT_S3_BACKFILL_ENABLED"] = "maybe"
     with pytest.raises(ConfigError, match="CERT_S3_BACKFILL_ENABLED='maybe'"):
         source.current()
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tmp_path: Path) -> None:
+    """cp -p / rsync -a / install -p put the old modification time back; an edit of the same
+    size would go unseen by a (size, mtime) check, and a rollback would never happen."""
+    flags_file = tmp_path / "flags.toml"
+    flags_file.write_text("CERT_S3_READ_PRIMARY = 1\nCERT_S3_DUAL_WRITE = 1\n")
+    stamp = flags_file.stat()
+    source = FlagSource({"CERTSTORE_FLAGS_FILE": str(flags_file)})
+    assert source.current().read_primary
+    staged = tmp_path / "flags.new"
+    staged.write_text("CERT_S3_READ_PRIMARY = 0\nCERT_S3_DUAL_WRITE = 1\n")
+    os.utime(staged, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    os.replace(staged, flags_file)
+    assert flags_file.stat().st_mtime_ns == stamp.st_mtime_ns
+    assert flags_file.stat().st_size == stamp.st_size
+    assert not source.current().read_primary

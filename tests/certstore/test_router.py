@@ -226,3 +226,14 @@ def test_a_flags_file_gone_bad_keeps_the_router_in_its_phase(s3env: Any, tmp_pat
     assert not (Path(storage.local.root) / "b.pdf").exists()
     assert "sets no flag" in (storage.flags_problem or "")
     assert storage.open("b.pdf").read() == PDF
+
+
+def test_delete_again_removes_the_s3_copy_a_failed_delete_left(s3env: Any) -> None:
+    """The runbook's recovery after an S3 outage: the local file is already gone, and a
+    second delete must still remove the S3 copy phase 2 would otherwise serve."""
+    storage = s3env.storage(dual_write=True, read_primary=True)
+    storage.save("gone.pdf", PDF)
+    (Path(storage.local.root) / "gone.pdf").unlink()  # what the failed delete left behind
+    assert s3env.s3_has("gone.pdf")
+    storage.delete("gone.pdf")
+    assert not s3env.s3_has("gone.pdf") and not storage.exists("gone.pdf")

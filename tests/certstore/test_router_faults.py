@@ -164,13 +164,17 @@ def test_delete_error_is_counted_and_the_local_delete_still_happens(
     faults: Any,
     recorder: RecordingEmitter,
     media_root: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     storage = storage_for(dual_write=True)
     storage.save("a.pdf", PDF)
     faults.add("DeleteObject", status=503, code="ServiceUnavailable")
-    storage.delete("a.pdf")
+    with caplog.at_level("WARNING", logger="certstore.storage"):
+        storage.delete("a.pdf")
     assert not (media_root / "a.pdf").exists()
     assert recorder.count("cert.s3.delete.fail", error="ServiceUnavailable") == 1
+    # the runbook's recovery greps for this line to delete the S3 copy again
+    assert "S3 delete of 'a.pdf' failed" in caplog.text and "certstore rm a.pdf" in caplog.text
 
 
 def test_delete_error_in_s3_only_raises(
