@@ -427,12 +427,9 @@ def test_the_pause_between_retry_rounds_ends_on_a_stop(catalog: Catalog, tmp_pat
     assert not pause.is_alive(), "an hour's pause did not end when the stop was requested"
 
 
-def test_s3_down_reports_errors_and_marks_nothing(
-    settings: Settings, catalog: Catalog, media_root: Path
-) -> None:
-    files = write_dataset(media_root, 5)
-    import_tree(catalog, media_root)
-    down = Settings.from_env(
+def _dead_endpoint(settings: Settings) -> Settings:
+    """The same bucket on a loopback port nobody listens on: S3 down, fast (one attempt)."""
+    return Settings.from_env(
         {},
         endpoint_url=f"http://127.0.0.1:{free_port()}",
         bucket=settings.bucket,
@@ -441,6 +438,14 @@ def test_s3_down_reports_errors_and_marks_nothing(
         max_attempts=1,
         connect_timeout=0.5,
     )
+
+
+def test_s3_down_reports_errors_and_marks_nothing(
+    settings: Settings, catalog: Catalog, media_root: Path
+) -> None:
+    files = write_dataset(media_root, 5)
+    import_tree(catalog, media_root)
+    down = _dead_endpoint(settings)
     uploader = make_uploader(down, engine="boto3", client=build_client(down))
     summary = run(catalog, media_root, uploader, retry_rounds=1)
     assert summary.errors == Counter({"s3_error": len(files)})
@@ -460,15 +465,7 @@ def test_s3_failing_every_object_stops_the_run_early_with_its_reason(
 
     files = write_dataset(media_root, 40)
     import_tree(catalog, media_root)
-    down = Settings.from_env(
-        {},
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        bucket=settings.bucket,
-        access_key_id="testing",
-        secret_access_key="testing",
-        max_attempts=1,
-        connect_timeout=0.5,
-    )
+    down = _dead_endpoint(settings)
     uploader = make_uploader(down, engine="boto3", client=build_client(down), workers=2)
     with caplog.at_level("WARNING", logger="certstore.backfill"):
         summary = run(catalog, media_root, uploader, max_consecutive_errors=5, batch_size=10)
