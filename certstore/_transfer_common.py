@@ -171,25 +171,27 @@ def confirm_unchanged(item: UploadItem) -> None:
     -- and then the local file already holds it, and the bytes this upload read are the old
     ones. Overwriting then would put the old certificate back over the one just acknowledged.
     """
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with open(item.path, "rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
+        size, sha256 = file_sha256(item.path)
     except OSError as err:
         raise _open_problem(item, err) from err
-    try:
-        check_size(item, size)
-        check_sha256(item, digest.hexdigest())
-    except LocalFileProblem as problem:
-        raise LocalFileProblem(
-            f"{problem} (found before overwriting the different copy in S3: a newer version "
-            "was probably saved meanwhile; it is left in place)",
-            reason=REASON_LOCAL_CHANGED,
-            path=str(item.path),
-        ) from None
+    if size != item.size or sha256 != item.sha256.lower():
+        raise _changed(
+            item,
+            f"now {size} bytes, sha256 {sha256} (found before overwriting the different copy "
+            "in S3: a newer version was probably saved meanwhile; it is left in place)",
+        )
+
+
+def file_sha256(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, SHA-256 hex) of a file, streamed in 1 MiB reads."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def local_size(item: UploadItem) -> int:

@@ -22,7 +22,6 @@ carries the resume token.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -35,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from certstore._progress import NullProgress, Progress
-from certstore._transfer_common import LocalFileProblem, check_sha256, check_size, local_size
+from certstore._transfer_common import (
+    LocalFileProblem,
+    check_sha256,
+    check_size,
+    file_sha256,
+    local_size,
+)
 from certstore.catalog import (
     Catalog,
     CertificateRecord,
@@ -405,14 +410,11 @@ class Backfill:
         try:
             check_size(item, local_size(item))
             if verify_hash:
-                digest = hashlib.sha256()
                 try:
-                    with open(path, "rb") as handle:
-                        while chunk := handle.read(1024 * 1024):
-                            digest.update(chunk)
+                    _size, sha256 = file_sha256(path)
                 except OSError as err:
                     return REASON_LOCAL_MISSING, f"local file {path} cannot be read: {err}"
-                check_sha256(item, digest.hexdigest())
+                check_sha256(item, sha256)
         except LocalFileProblem as problem:
             return str(problem.reason), str(problem)
         return None, ""

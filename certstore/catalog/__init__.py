@@ -6,10 +6,10 @@ See :mod:`certstore.catalog._store` for the table and keyset pagination, and
 
 from __future__ import annotations
 
+from certstore._transfer_common import file_sha256
 from certstore.catalog._importer import (
     ImportReport,
     file_digests,
-    file_sha256,
     import_tree,
     tournament_rule,
 )

@@ -38,17 +38,6 @@ CHUNK = 1024 * 1024
 MAX_DETAILS = 100
 
 
-def file_sha256(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, SHA-256 hex) of a file, streamed."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
 def file_digests(path: str | os.PathLike[str]) -> tuple[int, str, str]:
     """(size, SHA-256 hex, MD5 hex) of a file, streamed once."""
     sha = hashlib.sha256()
