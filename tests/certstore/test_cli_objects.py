@@ -107,12 +107,21 @@ def test_flags_shows_values_and_sources(
     assert "supersecret" not in table
 
 
+def _replace_flags_file(path: Path, text: str, stamp: float) -> None:
+    """What a deploy tool does: write a sibling, then rename over the file. (A write in place
+    is seen empty by a watcher that reads between the truncation and the write.)"""
+    staged = path.with_suffix(".staged")
+    staged.write_text(text)
+    os.utime(staged, (stamp, stamp))
+    os.replace(staged, path)
+
+
 def test_flags_watch_sees_a_flags_file_edit_without_restart(tmp_path: Path) -> None:
     flags_file = tmp_path / "flags.toml"
     flags_file.write_text("CERT_S3_DUAL_WRITE = true\nCERT_S3_READ_PRIMARY = true\n")
     env = {**os.environ, "CERTSTORE_FLAGS_FILE": str(flags_file)}
     process = subprocess.Popen(
-        [*CLI, "flags", "--watch", "--interval", "0.05", "--duration", "30"],
+        [*CLI, "flags", "--watch", "--interval", "0.05", "--duration", "120"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -124,20 +133,19 @@ def test_flags_watch_sees_a_flags_file_edit_without_restart(tmp_path: Path) -> N
         while line and not line.startswith("watching:"):
             line = process.stdout.readline()
         assert "read_primary=true" in line
-        flags_file.write_text("CERT_S3_DUAL_WRITE = true\nCERT_S3_READ_PRIMARY = false\n")
         stamp = time.time() + 5
-        os.utime(flags_file, (stamp, stamp))
+        _replace_flags_file(
+            flags_file, "CERT_S3_DUAL_WRITE = true\nCERT_S3_READ_PRIMARY = false\n", stamp
+        )
         changed = process.stdout.readline()
         assert changed.startswith("changed:"), changed
         assert "read_primary=false" in changed and "phase='1 shadow'" in changed
         # A typo is reported and the watch goes on: the fix is the next line it prints.
-        flags_file.write_text("CERT_S3_DUAL_WRITE = maybe\n")
-        os.utime(flags_file, (stamp + 5, stamp + 5))
+        _replace_flags_file(flags_file, "CERT_S3_DUAL_WRITE = maybe\n", stamp + 5)
         assert process.stderr is not None
         invalid = process.stderr.readline()
         assert invalid.startswith("invalid: ") and "CERTSTORE_FLAGS_FILE" in invalid, invalid
-        flags_file.write_text("CERT_S3_DUAL_WRITE = false\n")
-        os.utime(flags_file, (stamp + 10, stamp + 10))
+        _replace_flags_file(flags_file, "CERT_S3_DUAL_WRITE = false\n", stamp + 10)
         fixed = process.stdout.readline()
         assert fixed.startswith("fixed:") and "dual_write=false" in fixed, fixed
         assert process.poll() is None, "still watching"

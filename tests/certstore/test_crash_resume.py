@@ -157,14 +157,21 @@ def test_sigkill_at_random_points_then_resume(
 
 
 def test_sigterm_finishes_in_flight_and_prints_the_token(
-    tmp_path: Path, media_root: Path, moto_endpoint: str, http_bucket: str, http_client: Any
+    tmp_path: Path, media_root: Path, s3_fault_proxy: Any
 ) -> None:
+    from pytest_certstore import latency
+
     files = write_dataset(media_root, 120)
     url = f"sqlite:///{tmp_path / 'term.db'}"
     catalog = Catalog(url)
     import_tree(catalog, media_root)
     md5s = {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
-    env = _env(moto_endpoint, http_bucket, url, media_root)
+    # Slow PUTs (120 objects, 2 at a time: 6 s) keep the run going long after the first mark,
+    # so the signal lands mid-run however late a loaded machine schedules this test's poll.
+    s3_fault_proxy.inject(latency(100), "PutObject")
+    target = s3_fault_proxy.target
+    http_client, http_bucket = target.client, target.bucket
+    env = _env(s3_fault_proxy.url, http_bucket, url, media_root)
     command = [
         sys.executable,
         "-m",
@@ -197,6 +204,7 @@ def test_sigterm_finishes_in_flight_and_prints_the_token(
     listing = s3_listing(http_client, http_bucket)
     assert len(listing) == _migrated(catalog) < len(files)
 
+    s3_fault_proxy.clear()
     resumed = subprocess.run(
         [*command, "--resume-token", token], env=env, capture_output=True, timeout=120
     )

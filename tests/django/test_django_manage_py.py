@@ -66,7 +66,9 @@ def test_sigint_checkpoints_exits_130_and_the_token_resumes(site, site_db, s3_fa
     from pytest_certstore import latency
 
     rows = site.seed_filesystem_site()
-    s3_fault_proxy.inject(latency(300), "PutObject")
+    # 1 s per PUT, one at a time: about 5 s between the first mark and the run's end, so the
+    # signal lands mid-run however late a loaded machine schedules this test's poll
+    s3_fault_proxy.inject(latency(1000), "PutObject")
     env = {**os.environ, "CERTSITE_DB": str(site_db), "CERTSITE_MEDIA_ROOT": str(site.media_root)}
     env.update(s3_fault_proxy.env(CERT_S3_BACKFILL_ENABLED="true"))
     env.pop("DJANGO_SETTINGS_MODULE", None)

@@ -53,7 +53,7 @@ def test_distributed_run_with_two_workers_aggregates(tmp_path: Path) -> None:
     result = run_script(
         str(results),
         "--duration",
-        "2s",
+        "4s",
         "--users",
         "4",
         "--workers",

@@ -130,7 +130,7 @@ def test_the_whole_folder_runs_every_user_with_every_options_module(
         extra += ("--slo-out-dir", str(tmp_path / "slo"))
     env = {**healthy_service.env, "CERTSTORE_MEDIA_ROOT": str(tmp_path / "locust-media")}
     run = run_locust(
-        ["."], host=healthy_service.base, env=env, out=tmp_path, users=4, run_time="3s", extra=extra
+        ["."], host=healthy_service.base, env=env, out=tmp_path, users=4, run_time="5s", extra=extra
     )
     assert run.returncode == 0, run.output
     for expected in EXPECTED.values():

@@ -50,8 +50,10 @@ class TestLocustOnARealRun:
         assert fast.samples > 20 and fast.failures == 0 and fast.error_rate == 0
         # /slow sleeps 30 ms: every bucketed percentile is at least that.
         assert 30 <= slow.latency["p50_ms"] <= slow.latency["p95_ms"] <= slow.latency["p99_ms"]
-        # max is exact, p99 a bucket: it may read up to half a bucket (5 ms here) above max.
-        assert slow.latency["max_ms"] >= slow.latency["p99_ms"] - 5
+        # max is exact, p99 a bucket: it may read up to half a bucket above max (Locust's
+        # buckets: 1 ms below 100 ms, 10 ms to 1 s, 100 ms above; a stalled machine gets there)
+        half_bucket = 50 if slow.latency["p99_ms"] >= 1000 else 5
+        assert slow.latency["max_ms"] >= slow.latency["p99_ms"] - half_bucket
         assert fail.samples > 0 and fail.failures == fail.samples and fail.error_rate == 1.0
         assert "buckets" in fast.method
 
