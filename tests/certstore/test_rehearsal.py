@@ -212,20 +212,20 @@ def test_bad_options_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and "cannot be read" in err, "a broken thresholds file is not a NO-GO"
 
 
+def loose_real_s3_rehearsal(bucket: str, **options: Any) -> Any:
+    """A --real-s3 rehearsal on ``bucket`` with LOOSE_LATENCY."""
+    return run_rehearsal(
+        RehearsalOptions(
+            real_s3=True, bucket=bucket, thresholds=Thresholds(**LOOSE_LATENCY), **options
+        )
+    )
+
+
 def test_real_s3_mode_uses_a_unique_prefix_and_cleans_up(
     monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, http_bucket: str, http_client: Any
 ) -> None:
     monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    result = run_rehearsal(
-        RehearsalOptions(
-            count=10,
-            size=1024,
-            real_s3=True,
-            bucket=http_bucket,
-            apply_lifecycle=True,
-            thresholds=Thresholds(**LOOSE_LATENCY),
-        )
-    )
+    result = loose_real_s3_rehearsal(http_bucket, count=10, size=1024, apply_lifecycle=True)
     assert result.go, [c for c in result.checks if c.status != "PASS"]
     prefix = result.environment["prefix"]
     assert prefix.startswith("certificates/rehearsal-") and prefix.endswith("/")
@@ -258,16 +258,7 @@ def test_real_s3_mode_normalises_the_prefix_like_the_key_prefix_setting(
     """'/ops' once made 'ops' keys for some parts of the run and '/ops' keys for others:
     checks failed that had not, and the clean-up missed objects while reporting none left."""
     monkeypatch.setenv("AWS_S3_ENDPOINT_URL", moto_endpoint)
-    result = run_rehearsal(
-        RehearsalOptions(
-            count=5,
-            size=512,
-            real_s3=True,
-            bucket=http_bucket,
-            prefix=given,
-            thresholds=Thresholds(**LOOSE_LATENCY),
-        )
-    )
+    result = loose_real_s3_rehearsal(http_bucket, count=5, size=512, prefix=given)
     failed = {c.id for c in result.checks if c.status == "FAIL"}
     assert failed <= {"lifecycle_valid"}, failed  # no policy on this bucket: expected
     assert result.environment["prefix"].startswith(f"{expected}rehearsal-")
