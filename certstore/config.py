@@ -144,6 +144,31 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return parse
 
 
+def _file_mode(variable: str, value: Any) -> int | None:
+    """Permission bits in octal (``644``, ``0644``, ``0o644``; an int from Django's settings).
+
+    The owner must keep read and write: certstore reads and replaces its own files.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode: int | None = value
+    else:
+        text = str(value).strip().lower().removeprefix("0o")
+        if not text:
+            return None
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            mode = None
+    if mode is None or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        raise ConfigError(
+            f"{variable}={value!r} must be octal permission bits from 600 to 777 with the "
+            "owner's read and write (for example 644 or 640)",
+            variable=variable,
+            value=value,
+        )
+    return mode
+
+
 def _prefix(variable: str, value: Any) -> str:
     from certstore.errors import InvalidKeyError
     from certstore.keys import normalize_prefix
@@ -259,6 +284,14 @@ OPTIONS: tuple[Option, ...] = (
         "HTTP connections the shared S3 client keeps",
     ),
     Option("CERTSTORE_MEDIA_ROOT", "media_root", _text, "media", "the local media directory"),
+    Option(
+        "CERTSTORE_FILE_MODE",
+        "file_mode",
+        _file_mode,
+        None,
+        "permission bits of certificate files written locally, in octal (default: 666 less "
+        "the umask, like any new file)",
+    ),
     Option(
         "CERTSTORE_MEDIA_URL",
         "media_url",
@@ -631,6 +664,7 @@ class Settings:
     checksum_mode: str = "when_supported"
     max_pool_connections: int = 32
     media_root: str = "media"
+    file_mode: int | None = None
     media_url: str = "/media/"
     flags_file: str | None = None
     catalog_url: str = "sqlite:///certstore-catalog.sqlite3"

@@ -12,8 +12,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,6 +42,33 @@ LOCK_STRIPES = 256
 _THREAD_LOCKS = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
 
+def _create_temp(folder: Path, mode: int | None) -> tuple[int, str]:
+    """A new empty hidden file in ``folder``, open for writing, created as any new file is (666
+    less the umask) or with ``mode``; never world-writable beyond what the umask allows.
+
+    Not :func:`tempfile.mkstemp`: its 600 made every saved certificate unreadable to a web
+    server that serves the media root as another user (Django's own storage creates 644).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.part")
+        try:
+            fd = os.open(name, flags, 0o666)
+        except FileExistsError:
+            continue  # another writer drew the same name: draw again
+        if mode is not None:
+            try:
+                os.chmod(name, mode)  # exactly, whatever the umask
+            except OSError:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+                raise
+        return fd, name
+    raise OSError(f"no free temporary file name in {folder}")
+
+
 def iter_chunks(content: Content, chunk_size: int = CHUNK):  # type: ignore[no-untyped-def]
     """Yield ``content`` in chunks, whether it is bytes or a binary file object."""
     if isinstance(content, bytes | bytearray | memoryview):
@@ -64,11 +91,18 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, root: str | os.PathLike[str], *, base_url: str = "/media/", fsync: bool = True
+        self,
+        root: str | os.PathLike[str],
+        *,
+        base_url: str = "/media/",
+        fsync: bool = True,
+        file_mode: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.fsync = fsync
+        #: Permission bits of the files it writes; None: 666 less the process's umask.
+        self.file_mode = file_mode
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (checked to be inside the root)."""
@@ -130,7 +164,7 @@ class LocalBackend:
             )
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
+            fd, temp_name = _create_temp(target.parent, self.file_mode)
         except (FileExistsError, NotADirectoryError) as err:
             raise KeyConflictError(
                 f"cannot write {canonical!r}: one of its folders is a file under {self.root}",

@@ -57,6 +57,11 @@ def test_defaults() -> None:
         ("AWS_S3_CHECKSUM_MODE", "always"),
         ("AWS_S3_KEY_PREFIX", "../up"),
         ("AWS_S3_MAX_POOL_CONNECTIONS", "100000"),
+        ("CERTSTORE_FILE_MODE", "rw-r--r--"),
+        ("CERTSTORE_FILE_MODE", "0999"),
+        ("CERTSTORE_FILE_MODE", "1644"),
+        ("CERTSTORE_FILE_MODE", "0444"),
+        ("CERTSTORE_FILE_MODE", "200"),
     ],
 )
 def test_bad_settings_name_the_variable(variable: str, value: str) -> None:
@@ -64,6 +69,19 @@ def test_bad_settings_name_the_variable(variable: str, value: str) -> None:
         Settings.from_env({variable: value})
     assert info.value.variable == variable
     assert variable in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [("644", 0o644), ("0640", 0o640), ("0o600", 0o600), (" 777 ", 0o777), ("", None)],
+)
+def test_file_mode_is_octal_permission_bits(value: str, mode: int | None) -> None:
+    assert Settings.from_env({"CERTSTORE_FILE_MODE": value}).file_mode == mode
+    assert Settings.from_env({}).file_mode is None
+    # an int is what Django's FILE_UPLOAD_PERMISSIONS holds
+    assert config.option("CERTSTORE_FILE_MODE").parse("FILE_UPLOAD_PERMISSIONS", 0o640) == 0o640
+    with pytest.raises(ConfigError, match="FILE_UPLOAD_PERMISSIONS"):
+        config.option("CERTSTORE_FILE_MODE").parse("FILE_UPLOAD_PERMISSIONS", 0o1777)
 
 
 def test_url_expiry_bounds_are_inclusive() -> None:

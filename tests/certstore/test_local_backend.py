@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +63,56 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(media_root: P
     assert isinstance(info.value.__cause__, ConnectionResetError)
     assert (media_root / "a.pdf").read_bytes() == b"old"
     assert sorted(p.name for p in media_root.iterdir()) == ["a.pdf"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask for one test; the old one comes back after it."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def test_files_are_created_like_any_new_file(media_root: Path, umask: Any) -> None:
+    """666 less the umask (a web server serving the media root as another user can read
+    them), not the 600 of a private temporary file."""
+    backend = LocalBackend(media_root)
+    umask(0o022)
+    backend.save("open/a.pdf", b"a")
+    umask(0o027)
+    backend.save("group/b.pdf", b"b")
+    assert _mode(media_root / "open" / "a.pdf") == 0o644
+    assert _mode(media_root / "group" / "b.pdf") == 0o640
+    assert _mode(media_root / "open") == 0o755
+
+
+def test_file_mode_is_exact_whatever_the_umask(media_root: Path, umask: Any) -> None:
+    backend = LocalBackend(media_root, file_mode=0o664)
+    umask(0o077)
+    backend.save("a.pdf", b"first")
+    assert _mode(media_root / "a.pdf") == 0o664
+    (media_root / "a.pdf").chmod(0o600)
+    backend.save("a.pdf", b"second")  # an overwrite is a new file: the mode again
+    assert _mode(media_root / "a.pdf") == 0o664
+    assert (media_root / "a.pdf").read_bytes() == b"second"
+    assert sorted(p.name for p in media_root.iterdir()) == ["a.pdf"]
+
+
+def test_the_router_built_from_settings_writes_with_certstore_file_mode(
+    media_root: Path, umask: Any
+) -> None:
+    from certstore import CertificateStorage, Settings
+
+    env = {"CERTSTORE_MEDIA_ROOT": str(media_root), "CERTSTORE_FILE_MODE": "0640"}
+    storage = CertificateStorage.from_settings(Settings.from_env(env))
+    umask(0o002)
+    storage.save("a.pdf", b"%PDF")
+    assert _mode(media_root / "a.pdf") == 0o640
 
 
 def test_unwritable_root_is_a_storage_error(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ def test_options_beat_django_settings_which_beat_the_environment(monkeypatch):
         ({"file_overwrite": "sometimes"}, "OPTIONS['file_overwrite']"),
         ({"location": "../up"}, "OPTIONS['location']"),
         ({"custom_domain": "cdn.example"}, "'custom_domain'"),
+        ({"file_permissions_mode": 0o444}, "OPTIONS['file_permissions_mode']"),
     ],
 )
 def test_bad_options_name_themselves(options, named):
@@ -83,6 +84,11 @@ def test_bad_django_setting_names_the_setting():
     with (
         override_settings(AWS_QUERYSTRING_EXPIRE="an hour"),
         pytest.raises(DjangoConfigError, match=r"settings\.AWS_QUERYSTRING_EXPIRE"),
+    ):
+        storage_config({})
+    with (
+        override_settings(FILE_UPLOAD_PERMISSIONS=0o4755),
+        pytest.raises(DjangoConfigError, match=r"settings\.FILE_UPLOAD_PERMISSIONS"),
     ):
         storage_config({})
 

@@ -171,6 +171,30 @@ def test_file_overwrite_replaces_the_content(site, monkeypatch, http_client):
     assert s3_body(http_client, site.bucket, "pdf/same.pdf") == b"two"
 
 
+def test_local_files_get_djangos_upload_permissions(site, monkeypatch):
+    """Like FileSystemStorage: FILE_UPLOAD_PERMISSIONS (Django's default 0o644) whatever the
+    umask, and the OPTIONS key ``file_permissions_mode`` above it."""
+    import os
+    import stat
+
+    set_flags(monkeypatch, True, False, False)
+    old_umask = os.umask(0o077)
+    try:
+        site.use_certstore()
+        certificate_storage().save("pdf/default.pdf", ContentFile(b"a"))
+        with override_settings(FILE_UPLOAD_PERMISSIONS=0o640):
+            certificate_storage().save("pdf/setting.pdf", ContentFile(b"b"))
+        site.use_certstore(file_permissions_mode=0o600)
+        certificate_storage().save("pdf/option.pdf", ContentFile(b"c"))
+    finally:
+        os.umask(old_umask)
+    modes = {
+        name: stat.S_IMODE((site.media_root / "pdf" / name).stat().st_mode)
+        for name in ("default.pdf", "setting.pdf", "option.pdf")
+    }
+    assert modes == {"default.pdf": 0o644, "setting.pdf": 0o640, "option.pdf": 0o600}
+
+
 @pytest.mark.parametrize(
     ("name", "rule"),
     [("pdf/bad\x01name.pdf", "control character"), ("pdf/" + "é" * 600 + ".pdf", "UTF-8 bytes")],

@@ -74,6 +74,12 @@ SOURCES: tuple[Source, ...] = (
     Source("checksum_mode", ("AWS_S3_CHECKSUM_MODE",), "AWS_S3_CHECKSUM_MODE"),
     Source("max_pool_connections", ("AWS_S3_MAX_POOL_CONNECTIONS",), "AWS_S3_MAX_POOL_CONNECTIONS"),
     Source("media_root", ("CERTSTORE_MEDIA_ROOT", "MEDIA_ROOT"), "CERTSTORE_MEDIA_ROOT"),
+    # FileSystemStorage's OPTIONS key and Django's setting (644 unless a site changed it)
+    Source(
+        "file_permissions_mode",
+        ("CERTSTORE_FILE_MODE", "FILE_UPLOAD_PERMISSIONS"),
+        "CERTSTORE_FILE_MODE",
+    ),
     Source("media_url", ("CERTSTORE_MEDIA_URL", "MEDIA_URL"), "CERTSTORE_MEDIA_URL"),
     Source("catalog_url", ("CERTSTORE_CATALOG_URL",), "CERTSTORE_CATALOG_URL"),
 )

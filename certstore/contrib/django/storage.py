@@ -343,10 +343,11 @@ def certificate_storage() -> Storage:
 
 #: Settings whose change (``override_settings``) invalidates a built certificate storage.
 _WATCHED_PREFIXES = ("AWS_", "CERTSTORE_", "MEDIA_")
+_WATCHED_SETTINGS = ("STORAGES", "FILE_UPLOAD_PERMISSIONS")
 
 
 def _reset_on_setting_change(*, setting: str, **_: Any) -> None:
-    if setting != "STORAGES" and not setting.startswith(_WATCHED_PREFIXES):
+    if setting not in _WATCHED_SETTINGS and not setting.startswith(_WATCHED_PREFIXES):
         return
     from django.core.files.storage import storages
 
