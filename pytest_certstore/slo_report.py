@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -172,11 +171,17 @@ class SloCollector:
         """Write :meth:`document` atomically (temp file + rename)."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".slo-report-", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(self.document(), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(temp, target)
+        # created like any file (666 less the umask): mkstemp's 600 would leave a CI artifact
+        # its uploader or a colleague's account cannot read
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with temp.open("w", encoding="utf-8") as handle:
+                json.dump(self.document(), handle, indent=2, ensure_ascii=False)
+                handle.write("\n")
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         return target
 
     def summary_lines(self) -> list[str]:

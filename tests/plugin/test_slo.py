@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +144,11 @@ def test_verdicts_summary_and_report(pytester: pytest.Pytester) -> None:
     data = _report(report)
     assert data["format_version"] == 1 and data["mode"] == "enforce"
     assert data["percentile_method"] == "linear"
+    # a file like any other (666 less the umask), not a private temporary file's 600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(report.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in report.parent.iterdir()] == ["slo.json"]
     assert data["summary"] == {
         "objectives": 4,
         "pass": 2,
