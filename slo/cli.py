@@ -9,8 +9,11 @@ line naming the file, objective or field; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from slo.errors import OutputError, SloError
 from slo.gate import (
@@ -106,15 +109,39 @@ def _gate(args: argparse.Namespace) -> int:
     if args.out_dir:
         check_writable_folder(args.out_dir)
     verdict = run_gate(inputs)
-    print(render_terminal(verdict), end="")
+    terminal = _Terminal()
+    terminal.say(render_terminal(verdict), end="")
+    written: dict[str, Path] = {}
     try:
         if args.out_dir:
             written = write_outputs(verdict, args.out_dir, png=not args.no_png)
-            for kind, path in written.items():
-                print(f"slo: wrote {kind}: {path}")
         summary = append_step_summary(verdict)
     except OSError as err:
         raise OutputError(err.strerror or str(err), path=str(err.filename or args.out_dir)) from err
+    for kind, path in written.items():
+        terminal.say(f"slo: wrote {kind}: {path}")
     if summary is not None:
-        print(f"slo: appended the summary to {summary}")
+        terminal.say(f"slo: appended the summary to {summary}")
     return exit_code(verdict)
+
+
+class _Terminal:
+    """Standard output that a reader closing it early (``slo gate ... | head``) does not turn
+    into a failure: the reports are still written and the exit code is still the verdict's.
+    (It once exited 2 blaming ``--out-dir`` for the broken pipe.)"""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def say(self, text: str, *, end: str = "\n") -> None:
+        if self.gone:
+            return
+        try:
+            print(text, end=end, flush=True)
+        except BrokenPipeError:
+            self.gone = True
+            # what Python's docs advise: later writes, and the flush at exit, go nowhere
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)

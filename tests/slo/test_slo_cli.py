@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -202,6 +203,35 @@ def test_an_output_that_cannot_be_written_exits_2_with_one_line(
     captured = capsys.readouterr()
     assert "SLO verdict: PASS" in captured.out, "the verdict is printed first"
     assert "cannot write" in captured.err and "Traceback" not in captured.err
+
+
+def test_a_reader_that_stops_early_does_not_fail_the_gate(
+    tmp_path: Path, locust_run: LocustRun, coverage_json: Path, benchmark_json: Path
+) -> None:
+    """``slo gate ... | head -1``: the reports are written and the exit code is the verdict's
+    (it was 2, "cannot write OUT-DIR: Broken pipe")."""
+    spec = write_spec(tmp_path, PASSING)
+    out = tmp_path / "out"
+    args = _gate(spec, locust_run, coverage_json, benchmark_json, "--out-dir", str(out), "--no-png")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line: every write is EPIPE
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "slo", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    err = process.stderr.decode()
+    assert process.returncode == EXIT_PASS, err
+    assert err == ""
+    verdict = json.loads((out / "slo-verdict.json").read_text(encoding="utf-8"))
+    assert verdict["status"] == "PASS"
+    assert (out / "slo-junit.xml").is_file() and (out / "slo-summary.md").is_file()
 
 
 def test_check_lists_objectives(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
