@@ -69,7 +69,8 @@ def coverage_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def plugin_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real ``--slo-report`` written by the certstore plugin (serial: the plugin's own tests
-    prove the xdist merge, and ci/release-gate.sh reads a ``-n 2`` report for real)."""
+    prove the xdist merge; ci/release-gate.sh writes its report from the ``latency`` tests run
+    alone)."""
     report, process = run_plugin_report(tmp_path_factory.mktemp("plugin"))
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert report.is_file(), process.stdout[-3000:]
