@@ -44,7 +44,7 @@ _THREAD_LOCKS = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
 def _create_temp(folder: Path, mode: int | None) -> tuple[int, str]:
     """A new empty hidden file in ``folder``, open for writing, created as any new file is (666
-    less the umask) or with ``mode``; never world-writable beyond what the umask allows.
+    less the umask) or with exactly ``mode``, before a byte of the certificate is in it.
 
     Not :func:`tempfile.mkstemp`: its 600 made every saved certificate unreadable to a web
     server that serves the media root as another user (Django's own storage creates 644).
