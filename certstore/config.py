@@ -144,29 +144,35 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return parse
 
 
-def _file_mode(variable: str, value: Any) -> int | None:
+def _permissions(owner: int, examples: str) -> Callable[[str, Any], int | None]:
     """Permission bits in octal (``644``, ``0644``, ``0o644``; an int from Django's settings).
 
-    The owner must keep read and write: certstore reads and replaces its own files.
+    The owner must keep the ``owner`` bits: certstore reads and replaces its own files (and
+    creates files in its own folders).
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode: int | None = value
-    else:
-        text = str(value).strip().lower().removeprefix("0o")
-        if not text:
-            return None
-        try:
-            mode = int(text, 8)
-        except ValueError:
-            mode = None
-    if mode is None or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
-        raise ConfigError(
-            f"{variable}={value!r} must be octal permission bits from 600 to 777 with the "
-            "owner's read and write (for example 644 or 640)",
-            variable=variable,
-            value=value,
-        )
-    return mode
+
+    def parse(variable: str, value: Any) -> int | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            mode: int | None = value
+        else:
+            text = str(value).strip().lower().removeprefix("0o")
+            if not text:
+                return None
+            try:
+                mode = int(text, 8)
+            except ValueError:
+                mode = None
+        if mode is None or not 0 <= mode <= 0o777 or mode & owner != owner:
+            kept = "read and write" if owner == 0o600 else "read, write and search"
+            raise ConfigError(
+                f"{variable}={value!r} must be octal permission bits from {owner:o} to 777 "
+                f"with the owner's {kept} (for example {examples})",
+                variable=variable,
+                value=value,
+            )
+        return mode
+
+    return parse
 
 
 def _prefix(variable: str, value: Any) -> str:
@@ -287,10 +293,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "CERTSTORE_FILE_MODE",
         "file_mode",
-        _file_mode,
+        _permissions(0o600, "644 or 640"),
         None,
         "permission bits of certificate files written locally, in octal (default: 666 less "
         "the umask, like any new file)",
+    ),
+    Option(
+        "CERTSTORE_DIRECTORY_MODE",
+        "directory_mode",
+        _permissions(0o700, "755 or 750"),
+        None,
+        "permission bits of the folders certstore creates under the media root, in octal "
+        "(default: 777 less the umask, like mkdir)",
     ),
     Option(
         "CERTSTORE_MEDIA_URL",
@@ -665,6 +679,7 @@ class Settings:
     max_pool_connections: int = 32
     media_root: str = "media"
     file_mode: int | None = None
+    directory_mode: int | None = None
     media_url: str = "/media/"
     flags_file: str | None = None
     catalog_url: str = "sqlite:///certstore-catalog.sqlite3"

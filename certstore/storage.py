@@ -100,7 +100,10 @@ class CertificateStorage:
         settings = settings or Settings.from_env()
         metrics = metrics if metrics is not None else default_metrics()
         local = LocalBackend(
-            settings.media_root, base_url=settings.media_url, file_mode=settings.file_mode
+            settings.media_root,
+            base_url=settings.media_url,
+            file_mode=settings.file_mode,
+            directory_mode=settings.directory_mode,
         )
         s3 = (
             S3Backend.from_settings(settings, client=s3_client, metrics=metrics)

@@ -69,6 +69,28 @@ def _create_temp(folder: Path, mode: int | None) -> tuple[int, str]:
     raise OSError(f"no free temporary file name in {folder}")
 
 
+def _make_folders(folder: Path, mode: int | None) -> None:
+    """``mkdir -p folder``; with ``mode``, every folder it creates gets exactly that mode,
+    whatever the umask (``mkdir``'s own mode argument is masked, and reaches the last folder
+    only)."""
+    if mode is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    current = folder
+    while not current.is_dir() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if path.is_dir():
+                continue  # another writer made it first: its mode is that writer's business
+            raise
+        os.chmod(path, mode)
+
+
 def iter_chunks(content: Content, chunk_size: int = CHUNK):  # type: ignore[no-untyped-def]
     """Yield ``content`` in chunks, whether it is bytes or a binary file object."""
     if isinstance(content, bytes | bytearray | memoryview):
@@ -97,12 +119,15 @@ class LocalBackend:
         base_url: str = "/media/",
         fsync: bool = True,
         file_mode: int | None = None,
+        directory_mode: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.fsync = fsync
         #: Permission bits of the files it writes; None: 666 less the process's umask.
         self.file_mode = file_mode
+        #: Permission bits of the folders it creates; None: 777 less the process's umask.
+        self.directory_mode = directory_mode
 
     def path(self, key: str) -> Path:
         """The file that holds ``key`` (checked to be inside the root)."""
@@ -163,7 +188,7 @@ class LocalBackend:
                 backend=self.name,
             )
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _make_folders(target.parent, self.directory_mode)
             fd, temp_name = _create_temp(target.parent, self.file_mode)
         except (FileExistsError, NotADirectoryError) as err:
             raise KeyConflictError(

@@ -62,6 +62,8 @@ def test_defaults() -> None:
         ("CERTSTORE_FILE_MODE", "1644"),
         ("CERTSTORE_FILE_MODE", "0444"),
         ("CERTSTORE_FILE_MODE", "200"),
+        ("CERTSTORE_DIRECTORY_MODE", "0644"),
+        ("CERTSTORE_DIRECTORY_MODE", "7755"),
     ],
 )
 def test_bad_settings_name_the_variable(variable: str, value: str) -> None:
@@ -82,6 +84,8 @@ def test_file_mode_is_octal_permission_bits(value: str, mode: int | None) -> Non
     assert config.option("CERTSTORE_FILE_MODE").parse("FILE_UPLOAD_PERMISSIONS", 0o640) == 0o640
     with pytest.raises(ConfigError, match="FILE_UPLOAD_PERMISSIONS"):
         config.option("CERTSTORE_FILE_MODE").parse("FILE_UPLOAD_PERMISSIONS", 0o1777)
+    assert Settings.from_env({"CERTSTORE_DIRECTORY_MODE": "0750"}).directory_mode == 0o750
+    assert Settings.from_env({}).directory_mode is None
 
 
 def test_url_expiry_bounds_are_inclusive() -> None:

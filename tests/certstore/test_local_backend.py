@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from certstore.backends import LocalBackend
-from certstore.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from certstore.errors import InvalidKeyError, KeyConflictError, ObjectNotFoundError, StorageError
 
 
 def test_save_open_info_delete(media_root: Path) -> None:
@@ -103,16 +103,34 @@ def test_file_mode_is_exact_whatever_the_umask(media_root: Path, umask: Any) -> 
     assert sorted(p.name for p in media_root.iterdir()) == ["a.pdf"]
 
 
-def test_the_router_built_from_settings_writes_with_certstore_file_mode(
+def test_directory_mode_is_given_to_every_folder_it_creates(media_root: Path, umask: Any) -> None:
+    (media_root / "old").mkdir(mode=0o755)
+    backend = LocalBackend(media_root, directory_mode=0o750)
+    umask(0o077)
+    backend.save("old/new/deeper/a.pdf", b"a")
+    assert _mode(media_root / "old") == 0o755, "an existing folder is left as it is"
+    assert _mode(media_root / "old" / "new") == 0o750
+    assert _mode(media_root / "old" / "new" / "deeper") == 0o750
+    (media_root / "file").write_bytes(b"x")
+    with pytest.raises(KeyConflictError):
+        backend.save("file/below/a.pdf", b"b")
+
+
+def test_the_router_built_from_settings_writes_with_the_configured_modes(
     media_root: Path, umask: Any
 ) -> None:
     from certstore import CertificateStorage, Settings
 
-    env = {"CERTSTORE_MEDIA_ROOT": str(media_root), "CERTSTORE_FILE_MODE": "0640"}
+    env = {
+        "CERTSTORE_MEDIA_ROOT": str(media_root),
+        "CERTSTORE_FILE_MODE": "0640",
+        "CERTSTORE_DIRECTORY_MODE": "0710",
+    }
     storage = CertificateStorage.from_settings(Settings.from_env(env))
     umask(0o002)
-    storage.save("a.pdf", b"%PDF")
-    assert _mode(media_root / "a.pdf") == 0o640
+    storage.save("t/a.pdf", b"%PDF")
+    assert _mode(media_root / "t" / "a.pdf") == 0o640
+    assert _mode(media_root / "t") == 0o710
 
 
 def test_unwritable_root_is_a_storage_error(tmp_path: Path) -> None:

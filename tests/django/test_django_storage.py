@@ -171,9 +171,10 @@ def test_file_overwrite_replaces_the_content(site, monkeypatch, http_client):
     assert s3_body(http_client, site.bucket, "pdf/same.pdf") == b"two"
 
 
-def test_local_files_get_djangos_upload_permissions(site, monkeypatch):
-    """Like FileSystemStorage: FILE_UPLOAD_PERMISSIONS (Django's default 0o644) whatever the
-    umask, and the OPTIONS key ``file_permissions_mode`` above it."""
+def test_local_files_and_folders_get_djangos_upload_permissions(site, monkeypatch):
+    """Like FileSystemStorage: FILE_UPLOAD_PERMISSIONS (Django's default 0o644) and
+    FILE_UPLOAD_DIRECTORY_PERMISSIONS whatever the umask, and the OPTIONS keys
+    ``file_permissions_mode`` / ``directory_permissions_mode`` above them."""
     import os
     import stat
 
@@ -186,13 +187,23 @@ def test_local_files_get_djangos_upload_permissions(site, monkeypatch):
             certificate_storage().save("pdf/setting.pdf", ContentFile(b"b"))
         site.use_certstore(file_permissions_mode=0o600)
         certificate_storage().save("pdf/option.pdf", ContentFile(b"c"))
+        with override_settings(FILE_UPLOAD_DIRECTORY_PERMISSIONS=0o750):
+            certificate_storage().save("dirs/setting/a.pdf", ContentFile(b"d"))
+        site.use_certstore(directory_permissions_mode=0o711)
+        certificate_storage().save("dirs/option/a.pdf", ContentFile(b"e"))
     finally:
         os.umask(old_umask)
-    modes = {
-        name: stat.S_IMODE((site.media_root / "pdf" / name).stat().st_mode)
-        for name in ("default.pdf", "setting.pdf", "option.pdf")
+
+    def mode(name: str) -> int:
+        return stat.S_IMODE((site.media_root / name).stat().st_mode)
+
+    assert {name: mode(f"pdf/{name}") for name in ("default.pdf", "setting.pdf", "option.pdf")} == {
+        "default.pdf": 0o644,
+        "setting.pdf": 0o640,
+        "option.pdf": 0o600,
     }
-    assert modes == {"default.pdf": 0o644, "setting.pdf": 0o640, "option.pdf": 0o600}
+    assert mode("pdf") == 0o700, "no FILE_UPLOAD_DIRECTORY_PERMISSIONS: the umask's (077)"
+    assert (mode("dirs/setting"), mode("dirs/option")) == (0o750, 0o711)
 
 
 @pytest.mark.parametrize(

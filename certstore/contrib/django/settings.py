@@ -74,11 +74,17 @@ SOURCES: tuple[Source, ...] = (
     Source("checksum_mode", ("AWS_S3_CHECKSUM_MODE",), "AWS_S3_CHECKSUM_MODE"),
     Source("max_pool_connections", ("AWS_S3_MAX_POOL_CONNECTIONS",), "AWS_S3_MAX_POOL_CONNECTIONS"),
     Source("media_root", ("CERTSTORE_MEDIA_ROOT", "MEDIA_ROOT"), "CERTSTORE_MEDIA_ROOT"),
-    # FileSystemStorage's OPTIONS key and Django's setting (644 unless a site changed it)
+    # FileSystemStorage's OPTIONS keys and Django's settings (files 644 unless a site changed
+    # it; folders: the umask's, unless FILE_UPLOAD_DIRECTORY_PERMISSIONS is set)
     Source(
         "file_permissions_mode",
         ("CERTSTORE_FILE_MODE", "FILE_UPLOAD_PERMISSIONS"),
         "CERTSTORE_FILE_MODE",
+    ),
+    Source(
+        "directory_permissions_mode",
+        ("CERTSTORE_DIRECTORY_MODE", "FILE_UPLOAD_DIRECTORY_PERMISSIONS"),
+        "CERTSTORE_DIRECTORY_MODE",
     ),
     Source("media_url", ("CERTSTORE_MEDIA_URL", "MEDIA_URL"), "CERTSTORE_MEDIA_URL"),
     Source("catalog_url", ("CERTSTORE_CATALOG_URL",), "CERTSTORE_CATALOG_URL"),

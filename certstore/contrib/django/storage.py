@@ -343,7 +343,7 @@ def certificate_storage() -> Storage:
 
 #: Settings whose change (``override_settings``) invalidates a built certificate storage.
 _WATCHED_PREFIXES = ("AWS_", "CERTSTORE_", "MEDIA_")
-_WATCHED_SETTINGS = ("STORAGES", "FILE_UPLOAD_PERMISSIONS")
+_WATCHED_SETTINGS = ("STORAGES", "FILE_UPLOAD_PERMISSIONS", "FILE_UPLOAD_DIRECTORY_PERMISSIONS")
 
 
 def _reset_on_setting_change(*, setting: str, **_: Any) -> None:
