@@ -122,3 +122,23 @@ def test_paired_ranges_compare_runs_of_the_same_repetition(bench: ModuleType) ->
     assert spreads["rclone_serve_vs_s5cmd_paired_min"] == pytest.approx(0.9)
     assert spreads["rclone_serve_vs_s5cmd_paired_max"] == pytest.approx(1.1)
     assert not any("aws_sync" in name or "engine" in name for name in spreads)
+
+
+def test_remove_bucket_leaves_the_server_as_it_was(bench: ModuleType, s3) -> None:
+    """Every measured run's objects and bucket are deleted through the S3 API, more than one
+    listing page of them, so no run meets a server the previous runs filled."""
+    from botocore.exceptions import ClientError
+
+    client = s3.client
+    bucket = "bench-0001-certstore"
+    client.create_bucket(Bucket=bucket)
+    for number in range(1005):
+        client.put_object(Bucket=bucket, Key=f"certificates/t{number % 3}/{number}.pdf", Body=b"x")
+    assert bench.count_objects(client, bucket) == 1005
+
+    bench.remove_bucket(client, bucket)
+
+    with pytest.raises(ClientError) as gone:
+        client.head_bucket(Bucket=bucket)
+    assert gone.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
+    assert bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}
