@@ -17,7 +17,9 @@ from certstore._transfer_common import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
+    REPLACE_ROUNDS,
     LocalFileProblem,
+    StaleCopy,
     VerifyFailed,
     b64_sha256,
     check_sha256,
@@ -34,6 +36,7 @@ from certstore._transfer_common import (
     local_size,
     md5_hasher,
     read_whole,
+    replace_gave_up,
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
@@ -87,6 +90,8 @@ class Boto3Uploader:
         self.part_size = part_size
         self.existing = check_existing_mode(existing)
         self.send_checksum = settings.checksum_mode == "when_supported"
+        #: Stale copies are replaced with ``If-Match`` until the endpoint refuses it (501).
+        self._if_match = True
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certstore-up")
 
     def upload(
@@ -177,8 +182,10 @@ class Boto3Uploader:
 
     def _existing(
         self, item: UploadItem, object_key: str, md5_hex: str | None
-    ) -> UploadResult | None:
-        """An ok result when S3 already holds the catalogued bytes, else ``None``."""
+    ) -> UploadResult | StaleCopy | None:
+        """What S3 holds under the key: the catalogued bytes (an ok result), a stale copy
+        (:class:`StaleCopy`, once the local file was read again and still holds the catalogued
+        bytes), or nothing (``None``)."""
         from certstore.errors import S3ObjectNotFoundError
 
         try:
@@ -203,8 +210,7 @@ class Boto3Uploader:
                 skipped_existing=True,
             )
         confirm_unchanged(item)
-        logger.info("s3://%s/%s differs from the local copy; overwriting", self.bucket, object_key)
-        return None
+        return StaleCopy(etag)
 
     def _single(self, item: UploadItem, object_key: str, size: int) -> UploadResult:
         handle = None
@@ -214,10 +220,6 @@ class Boto3Uploader:
             sha_hex, md5_hex = local.sha256, local.md5
         else:
             sha_hex, md5_hex = hash_file(item)
-        if self.existing == "head":
-            found = self._existing(item, object_key, md5_hex)
-            if found is not None:
-                return found
         try:
             if size > READ_WHOLE_LIMIT:
                 try:
@@ -265,34 +267,75 @@ class Boto3Uploader:
     def _put(
         self, item: UploadItem, object_key: str, params: dict[str, Any], md5_hex: str
     ) -> dict[str, Any] | UploadResult:
-        if self.existing != "conditional":
+        if self.existing == "overwrite":
             return self._call("PutObject", object_key, **params)
-        try:
-            return self._call("PutObject", object_key, IfNoneMatch="*", **params)
-        except S3Error as err:
-            if conditional_unsupported(err.code, err.status):
+        if self.existing == "conditional":
+            try:
+                return self._call("PutObject", object_key, IfNoneMatch="*", **params)
+            except S3Error as err:
+                if conditional_unsupported(err.code, err.status):
+                    logger.warning(
+                        "the endpoint refuses conditional PUTs (%s); checking for "
+                        "existing objects with HEAD from now on",
+                        err.code,
+                    )
+                    self.existing = "head"
+                elif not _refused_precondition(err):
+                    raise
+        return self._replace(item, object_key, params, md5_hex)
+
+    def _replace(
+        self, item: UploadItem, object_key: str, params: dict[str, Any], md5_hex: str
+    ) -> dict[str, Any] | UploadResult:
+        """Put where S3 may already hold something: nothing to do when it is the catalogued
+        copy, a stale copy is overwritten only while it is still the one judged (``If-Match``,
+        see :class:`StaleCopy`), and nothing there is created."""
+        location = f"s3://{self.bucket}/{object_key}"
+        for _ in range(REPLACE_ROUNDS):
+            found = self._existing(item, object_key, md5_hex)
+            if isinstance(found, UploadResult):
+                return found
+            condition: dict[str, str] = {}
+            if found is None:
+                if self.existing == "conditional":
+                    condition = {"IfNoneMatch": "*"}
+            else:
+                if found.etag and self._if_match:
+                    condition = {"IfMatch": found.etag}
+                logger.info("%s differs from the local copy; overwriting it", location)
+            body = params["Body"]
+            if hasattr(body, "seek"):
+                body.seek(0)
+            try:
+                return self._call("PutObject", object_key, **condition, **params)
+            except S3Error as err:
+                if _refused_precondition(err):
+                    continue  # it changed after the HEAD: judge it again
+                if not ("IfMatch" in condition and conditional_unsupported(err.code, err.status)):
+                    raise
                 logger.warning(
-                    "the endpoint refuses conditional PUTs (%s); checking for "
-                    "existing objects with HEAD from now on",
+                    "the endpoint refuses If-Match on PUT (%s); stale copies are overwritten "
+                    "without it from now on",
                     err.code,
                 )
-                self.existing = "head"
-            elif err.status != 412 and err.code != "PreconditionFailed":
-                raise
-        found = self._existing(item, object_key, md5_hex)
-        if found is not None:
-            return found
-        body = params["Body"]
-        if hasattr(body, "seek"):
-            body.seek(0)
-        return self._call("PutObject", object_key, **params)
+                self._if_match = False
+        raise S3Error(
+            replace_gave_up(location),
+            bucket=self.bucket,
+            key=object_key,
+            operation="PutObject",
+            code="PreconditionFailed",
+            status=412,
+        )
 
     def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
         """Bounded memory: one part per worker in memory. The catalog's SHA-256 goes into the
-        metadata up front; if the bytes turn out different the upload is aborted."""
+        metadata up front; if the bytes turn out different the upload is aborted. A stale copy
+        found first is replaced without ``If-Match``, like the obstore engine (which cannot
+        make a multipart completion conditional)."""
         if self.existing != "overwrite":
             found = self._existing(item, object_key, None)
-            if found is not None:
+            if isinstance(found, UploadResult):
                 return found
         created = self._call(
             "CreateMultipartUpload",
@@ -409,3 +452,9 @@ _SNAKE = {
     "CompleteMultipartUpload": "complete_multipart_upload",
     "AbortMultipartUpload": "abort_multipart_upload",
 }
+
+
+def _refused_precondition(err: S3Error) -> bool:
+    """The conditional PUT found the key in another state than the condition said: taken
+    (``If-None-Match: *``), changed (``If-Match``, 412) or gone (``If-Match``, 404)."""
+    return err.status == 412 or err.code in ("PreconditionFailed", "NoSuchKey")

@@ -46,8 +46,37 @@ def is_plain_md5(text: str) -> bool:
 
 
 def conditional_unsupported(code: str | None, status: int | None) -> bool:
-    """Did the server refuse ``If-None-Match: *`` on PUT itself (older S3 look-alikes)?"""
+    """Did the server refuse a conditional PUT (``If-None-Match: *`` or ``If-Match``) itself
+    (older S3 look-alikes)?"""
     return code == "NotImplemented" or status == 501
+
+
+#: How many times an engine judges a differing S3 copy and tries to replace it before giving
+#: up with ``s3_error``: each new round means the object changed again between the engine's
+#: HEAD and its PUT.
+REPLACE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class StaleCopy:
+    """S3 holds other bytes under the key, and the local file still holds the catalogued ones.
+
+    ``etag`` is the stale copy's ETag as the HEAD returned it: the overwrite is sent with
+    ``If-Match: <etag>``, so it replaces exactly the copy that was judged. Why: between that
+    HEAD and the PUT a client may save a newer version through the router (local file, then
+    S3); an unconditional PUT would put the old certificate back over it. With ``If-Match``
+    S3 refuses (412) and the engine judges again, and then finds the local file changed.
+    """
+
+    etag: str | None
+
+
+def replace_gave_up(location: str) -> str:
+    """The ``s3_error`` detail when every :data:`REPLACE_ROUNDS` round found a new copy."""
+    return (
+        f"PutObject {location} refused: the object changed again between each check and "
+        f"overwrite ({REPLACE_ROUNDS} rounds, If-Match); left as it is, run the backfill again"
+    )
 
 
 class VerifyFailed(Exception):

@@ -33,7 +33,9 @@ from certstore._transfer_common import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
+    REPLACE_ROUNDS,
     LocalFileProblem,
+    StaleCopy,
     VerifyFailed,
     check_sha256,
     check_size,
@@ -48,6 +50,7 @@ from certstore._transfer_common import (
     local_size,
     md5_hasher,
     read_whole,
+    replace_gave_up,
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
@@ -229,6 +232,8 @@ class ObstoreUploader:
             atexit.register(_settle_before_exit)
         self._busy = threading.Lock()
         self._closed = False
+        #: Stale copies are replaced with ``If-Match`` until the endpoint refuses it (501).
+        self._if_match = True
 
     def upload(
         self, items: Sequence[UploadItem], *, verify_method: str = "etag"
@@ -420,7 +425,10 @@ class ObstoreUploader:
 
     async def _existing(
         self, item: UploadItem, object_key: str, md5_hex: str | None
-    ) -> UploadResult | None:
+    ) -> UploadResult | StaleCopy | None:
+        """What S3 holds under the key: the catalogued bytes (an ok result), a stale copy
+        (:class:`StaleCopy`, once the local file was read again and still holds the catalogued
+        bytes), or nothing (``None``)."""
         stored = await self._stored(object_key)
         if stored is None:
             return None
@@ -438,8 +446,7 @@ class ObstoreUploader:
                 skipped_existing=True,
             )
         await asyncio.to_thread(confirm_unchanged, item)
-        logger.info("s3://%s/%s differs from the local copy; overwriting", self.bucket, object_key)
-        return None
+        return StaleCopy(etag)
 
     async def _put(self, object_key: str, data: Any, attributes: dict[str, str], mode: str) -> Any:
         from obstore.exceptions import BaseError
@@ -449,9 +456,9 @@ class ObstoreUploader:
                 self.store, object_key, data, attributes=attributes, mode=mode, use_multipart=False
             )
         except (BaseError, OSError) as err:
-            from obstore.exceptions import AlreadyExistsError
+            from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-            if isinstance(err, AlreadyExistsError):
+            if isinstance(err, AlreadyExistsError | PreconditionError):
                 raise
             raise self._error("PutObject", object_key, err) from err
 
@@ -460,17 +467,15 @@ class ObstoreUploader:
     ) -> UploadResult:
         from obstore.exceptions import AlreadyExistsError
 
-        if self.existing == "head":
-            found = await self._existing(item, object_key, md5_hex)
-            if found is not None:
-                return found
         attributes = {"Content-Type": content_type(item.key), "sha256": sha_hex}
-        try:
-            mode = "create" if self.existing == "conditional" else "overwrite"
-            response = await self._put(object_key, data, attributes, mode)
-        except (AlreadyExistsError, _S3Failure) as err:
-            if isinstance(err, _S3Failure):
-                if mode != "create" or not conditional_unsupported(err.code, err.status):
+        response: Any = None
+        if self.existing == "conditional":
+            try:
+                response = await self._put(object_key, data, attributes, "create")
+            except AlreadyExistsError:
+                pass
+            except _S3Failure as err:
+                if not conditional_unsupported(err.code, err.status):
                     raise
                 logger.warning(
                     "the endpoint refuses conditional PUTs (%s); checking for "
@@ -478,10 +483,12 @@ class ObstoreUploader:
                     err.code,
                 )
                 self.existing = "head"
-            found = await self._existing(item, object_key, md5_hex)
-            if found is not None:
-                return found
+        elif self.existing == "overwrite":
             response = await self._put(object_key, data, attributes, "overwrite")
+        if response is None:
+            response = await self._replace(item, object_key, data, attributes, md5_hex)
+            if isinstance(response, UploadResult):
+                return response
         etag = response.get("e_tag")
         verified_by, problem = judge_put(etag, None, md5_hex=md5_hex, sha256_hex=sha_hex)
         if verified_by is None:
@@ -490,14 +497,53 @@ class ObstoreUploader:
             item, True, None, etag=clean_etag(etag), verified_by=verified_by, bytes_sent=len(data)
         )
 
+    async def _replace(
+        self,
+        item: UploadItem,
+        object_key: str,
+        data: bytes,
+        attributes: dict[str, str],
+        md5_hex: str,
+    ) -> UploadResult | Any:
+        """Put ``data`` where S3 may already hold something: nothing to do when it is the
+        catalogued copy, a stale copy is overwritten only while it is still the one judged
+        (``If-Match``, see :class:`StaleCopy`), and nothing there is created."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        location = f"s3://{self.bucket}/{object_key}"
+        for _ in range(REPLACE_ROUNDS):
+            found = await self._existing(item, object_key, md5_hex)
+            if isinstance(found, UploadResult):
+                return found
+            mode: Any = "create" if self.existing == "conditional" else "overwrite"
+            if found is not None:
+                mode = {"e_tag": found.etag} if found.etag and self._if_match else "overwrite"
+                logger.info("%s differs from the local copy; overwriting it", location)
+            try:
+                return await self._put(object_key, data, attributes, mode)
+            except (AlreadyExistsError, PreconditionError):
+                continue  # it changed after the HEAD: judge it again
+            except _S3Failure as err:
+                if not (isinstance(mode, dict) and conditional_unsupported(err.code, err.status)):
+                    raise
+                logger.warning(
+                    "the endpoint refuses If-Match on PUT (%s); stale copies are overwritten "
+                    "without it from now on",
+                    err.code,
+                )
+                self._if_match = False
+        raise _S3Failure(replace_gave_up(location), code="PreconditionFailed", status=412)
+
     async def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
         """Parts of ``part_size`` read one at a time in a thread; the catalog's SHA-256 goes in
-        the metadata up front and a mismatch found at the end aborts the upload."""
+        the metadata up front and a mismatch found at the end aborts the upload. A stale copy
+        found first is replaced without ``If-Match`` (object_store cannot make a multipart
+        completion conditional)."""
         from obstore.exceptions import BaseError
 
         if self.existing != "overwrite":
             found = await self._existing(item, object_key, None)
-            if found is not None:
+            if isinstance(found, UploadResult):
                 return found
         digests: list[bytes] = []
         sent = [0]

@@ -624,3 +624,124 @@ def test_a_newer_version_saved_meanwhile_is_not_overwritten(
     assert not result.ok and result.reason == "local_changed", result
     assert "newer version was probably saved meanwhile" in result.detail
     assert _stored(http_client, http_bucket, "race.pdf")[0] == newer
+
+
+def _engine_module(engine: str) -> Any:
+    import certstore._transfer_boto3 as boto3_engine
+    import certstore._transfer_obstore as obstore_engine
+
+    return obstore_engine if engine == "obstore" else boto3_engine
+
+
+def _put_stale(client: Any, bucket: str, key: str, body: bytes) -> None:
+    client.put_object(
+        Bucket=bucket,
+        Key=f"certificates/{key}",
+        Body=body,
+        Metadata={"sha256": hashlib.sha256(body).hexdigest()},
+    )
+
+
+def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
+    uploader: Any,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S3 holds a stale copy; the engine checks that the local file still holds the catalogued
+    bytes, and right after that check a client saves a newer version through the router (local
+    file, then S3). The overwrite is conditional on the stale copy's ETag (If-Match), so S3
+    refuses it; judged again, the local file has changed: ``local_changed``, and S3 keeps the
+    newer version instead of getting the old certificate back."""
+    from certstore._transfer_common import confirm_unchanged
+
+    old = b"%PDF version 1"
+    item = _item(media_root, "race.pdf", old)
+    _put_stale(http_client, http_bucket, "race.pdf", b"%PDF stale copy")
+    newer = b"%PDF version 2, saved between the check and the overwrite"
+    checks: list[int] = []
+
+    def check_then_router_saves(checked: UploadItem) -> None:
+        confirm_unchanged(checked)
+        checks.append(1)
+        if len(checks) == 1:
+            checked.path.write_bytes(newer)
+            _put_stale(http_client, http_bucket, "race.pdf", newer)
+
+    monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_router_saves)
+    result = _run(uploader, [item])["race.pdf"]
+    assert not result.ok and result.reason == "local_changed", result
+    assert _stored(http_client, http_bucket, "race.pdf")[0] == newer
+    assert len(checks) == 1  # the second round's check raised local_changed
+
+
+def test_a_stale_copy_that_changes_again_is_judged_again(
+    uploader: Any,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stale copy is replaced by another stale copy between the check and the overwrite,
+    while the local file keeps the catalogued bytes: the refused overwrite is judged again and
+    the second one lands. If it keeps changing, the engine gives up with ``s3_error`` after
+    ``REPLACE_ROUNDS`` rounds and leaves S3 as it is."""
+    from certstore._transfer_common import REPLACE_ROUNDS, confirm_unchanged
+
+    item = _item(media_root, "flap.pdf", b"%PDF the catalogued certificate")
+    other = _item(media_root, "always.pdf", b"%PDF also catalogued")
+    for key in ("flap.pdf", "always.pdf"):
+        _put_stale(http_client, http_bucket, key, b"%PDF stale")
+    rounds: dict[str, int] = {"flap.pdf": 0, "always.pdf": 0}
+
+    def check_then_someone_writes(checked: UploadItem) -> None:
+        confirm_unchanged(checked)
+        rounds[checked.key] += 1
+        if checked.key == "always.pdf" or rounds[checked.key] == 1:
+            body = f"%PDF stale again {rounds[checked.key]}".encode()
+            _put_stale(http_client, http_bucket, checked.key, body)
+
+    monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_someone_writes)
+    results = _run(uploader, [item, other])
+    assert results["flap.pdf"].ok and results["flap.pdf"].verified_by == "etag-md5"
+    assert rounds["flap.pdf"] == 2
+    assert _stored(http_client, http_bucket, "flap.pdf")[0] == b"%PDF the catalogued certificate"
+    gave_up = results["always.pdf"]
+    assert not gave_up.ok and gave_up.reason == "s3_error", gave_up
+    assert "changed again" in gave_up.detail and f"{REPLACE_ROUNDS} rounds" in gave_up.detail
+    assert rounds["always.pdf"] == REPLACE_ROUNDS
+    assert _stored(http_client, http_bucket, "always.pdf")[0] == (
+        f"%PDF stale again {REPLACE_ROUNDS}".encode()
+    )
+
+
+def test_endpoint_without_if_match_overwrites_stale_copies_without_it(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older S3 look-alike that answers 501 to ``If-Match`` on PUT still gets its stale
+    copies replaced (as before If-Match was used), with a warning, once per uploader."""
+    item = _item(tmp_path, "old/stale.pdf", b"the catalogued bytes")
+    s3_fault_proxy.client.put_object(
+        Bucket=s3_fault_proxy.bucket,
+        Key="certificates/old/stale.pdf",
+        Body=b"stale",
+        Metadata={"sha256": "0" * 64},
+    )
+    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1, existing="head")
+    # botocore does not retry a 501; object_store retries every 5xx (3 attempts here)
+    s3_fault_proxy.inject("NotImplemented", "PutObject", times=1 if engine == "boto3" else 3)
+    try:
+        with caplog.at_level("WARNING"):
+            result = _run(up, [item])["old/stale.pdf"]
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    assert up._if_match is False
+    assert "refuses If-Match" in caplog.text
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/old/stale.pdf"
+    )
+    assert stored["Body"].read() == b"the catalogued bytes"
