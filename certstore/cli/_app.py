@@ -12,7 +12,7 @@ import gc
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import click
 
@@ -96,20 +96,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 _one_shot = False
 
 
-def freeze_imported_heap() -> None:
-    """In the console script's process, move every object that exists now out of the
-    garbage collector's reach; a command calls it once its heavy imports are done.
+@contextlib.contextmanager
+def heavy_imports() -> Iterator[None]:
+    """In the console script's process, import a command's heavy modules with the garbage
+    collector paused, then move every object that exists out of its reach.
 
     Why: a full collection walks every tracked object, and after the backfill's imports
     (SQLAlchemy above all) that is ~44,000 of them, ~10 ms per walk; the upload engine's
     ``close()`` runs one on purpose and Python runs its own during a long run. Frozen, the
-    same collection takes microseconds (measured: 10.5 ms to under 0.01 ms). Only in a
-    process that ends with the command: where ``main()`` is called by a process that goes on
-    (a test runner, an application), frozen objects that later became garbage would never
-    be freed, so this does nothing there.
+    same collection takes microseconds (measured: 10.5 ms to under 0.01 ms). The imports
+    themselves create nothing to collect, yet the growing heap triggers collections that walk
+    it over and over while they run: paused, the backfill's imports cost ~8 % less CPU. Only
+    in a process that ends with the command: where ``main()`` is called by a process that
+    goes on (a test runner, an application), frozen objects that later became garbage would
+    never be freed, so this only imports there.
     """
-    if _one_shot:
+    if not _one_shot:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
         gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def run() -> None:

@@ -109,14 +109,19 @@ def backfill_command(
     """
     # Heavy imports (SQLAlchemy, the upload engines) only when a backfill really runs, so
     # every other command starts fast.
-    import certstore.backfill  # noqa: F401  (imported before the heap is frozen)
-    from certstore._progress import progress_for
-    from certstore.cli._app import freeze_imported_heap
-    from certstore.jobs import BackfillRequest, Site, run_backfill
-    from certstore.metrics import LogEmitter, Metrics
-    from certstore.reports import EXIT_INTERRUPTED, backfill_exit_code, backfill_text, emit_report
+    from certstore.cli._app import heavy_imports
 
-    freeze_imported_heap()
+    with heavy_imports():
+        import certstore.backfill  # noqa: F401  (imported before the heap is frozen)
+        from certstore._progress import progress_for
+        from certstore.jobs import BackfillRequest, Site, run_backfill
+        from certstore.metrics import LogEmitter, Metrics
+        from certstore.reports import (
+            EXIT_INTERRUPTED,
+            backfill_exit_code,
+            backfill_text,
+            emit_report,
+        )
 
     summary = run_backfill(
         Site.from_env(media_root, catalog_url),

@@ -447,6 +447,33 @@ def test_only_the_console_script_freezes_the_heap(tmp_path: Path, media_root: Pa
     assert frozen > 10_000  # SQLAlchemy's modules and classes, at least
 
 
+def test_heavy_imports_pause_the_collector_only_in_the_console_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The console script imports with the collector paused and freezes what the imports
+    made; a process that goes on keeps its collector running and nothing frozen. Either way
+    the collector is running again afterwards."""
+    import gc
+
+    from certstore.cli import _app
+
+    before = gc.get_freeze_count()
+    with _app.heavy_imports():
+        assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == before
+
+    monkeypatch.setattr(_app, "_one_shot", True)
+    try:
+        with _app.heavy_imports():
+            assert not gc.isenabled()
+            made_here = [[n] for n in range(100)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= before + len(made_here)
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 class FlipFlagAfter:
     """A progress sink that turns the backfill flag off in the flags file after ``after``
     objects: the operator's one-edit rollback, mid-run."""
