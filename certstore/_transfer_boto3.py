@@ -90,8 +90,10 @@ class Boto3Uploader:
         self.part_size = part_size
         self.existing = check_existing_mode(existing)
         self.send_checksum = settings.checksum_mode == "when_supported"
-        #: Stale copies are replaced with ``If-Match`` until the endpoint refuses it (501).
+        #: Stale copies are replaced with ``If-Match``, and absent ones created with
+        #: ``If-None-Match: *``, until the endpoint refuses them (501).
         self._if_match = True
+        self._if_none_match = True
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certstore-up")
 
     def upload(
@@ -193,7 +195,7 @@ class Boto3Uploader:
         except S3ObjectNotFoundError:
             return None
         etag = head.get("ETag")
-        if existing_matches(
+        if self.existing != "replace" and existing_matches(
             item,
             size=head.get("ContentLength"),
             sha256_meta=head.get("Metadata", {}).get("sha256"),
@@ -297,7 +299,7 @@ class Boto3Uploader:
                 return found
             condition: dict[str, str] = {}
             if found is None:
-                if self.existing == "conditional":
+                if self.existing in ("conditional", "replace") and self._if_none_match:
                     condition = {"IfNoneMatch": "*"}
             else:
                 if found.etag and self._if_match:
@@ -311,14 +313,18 @@ class Boto3Uploader:
             except S3Error as err:
                 if _refused_precondition(err):
                     continue  # it changed after the HEAD: judge it again
-                if not ("IfMatch" in condition and conditional_unsupported(err.code, err.status)):
+                if not condition or not conditional_unsupported(err.code, err.status):
                     raise
+                header = "If-Match" if "IfMatch" in condition else "If-None-Match"
                 logger.warning(
-                    "the endpoint refuses If-Match on PUT (%s); stale copies are overwritten "
-                    "without it from now on",
+                    "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
+                    header,
                     err.code,
                 )
-                self._if_match = False
+                if "IfMatch" in condition:
+                    self._if_match = False
+                else:
+                    self._if_none_match = False
         raise S3Error(
             replace_gave_up(location),
             bucket=self.bucket,

@@ -232,8 +232,10 @@ class ObstoreUploader:
             atexit.register(_settle_before_exit)
         self._busy = threading.Lock()
         self._closed = False
-        #: Stale copies are replaced with ``If-Match`` until the endpoint refuses it (501).
+        #: Stale copies are replaced with ``If-Match``, and absent ones created with
+        #: ``If-None-Match: *``, until the endpoint refuses them (501).
         self._if_match = True
+        self._if_none_match = True
 
     def upload(
         self, items: Sequence[UploadItem], *, verify_method: str = "etag"
@@ -433,7 +435,7 @@ class ObstoreUploader:
         if stored is None:
             return None
         size, etag, attributes = stored
-        if existing_matches(
+        if self.existing != "replace" and existing_matches(
             item, size=size, sha256_meta=attributes.get("sha256"), etag=etag, md5_hex=md5_hex
         ):
             return UploadResult(
@@ -515,7 +517,8 @@ class ObstoreUploader:
             found = await self._existing(item, object_key, md5_hex)
             if isinstance(found, UploadResult):
                 return found
-            mode: Any = "create" if self.existing == "conditional" else "overwrite"
+            creates = self.existing in ("conditional", "replace") and self._if_none_match
+            mode: Any = "create" if creates else "overwrite"
             if found is not None:
                 mode = {"e_tag": found.etag} if found.etag and self._if_match else "overwrite"
                 logger.info("%s differs from the local copy; overwriting it", location)
@@ -524,14 +527,18 @@ class ObstoreUploader:
             except (AlreadyExistsError, PreconditionError):
                 continue  # it changed after the HEAD: judge it again
             except _S3Failure as err:
-                if not (isinstance(mode, dict) and conditional_unsupported(err.code, err.status)):
+                if mode == "overwrite" or not conditional_unsupported(err.code, err.status):
                     raise
+                header = "If-None-Match" if mode == "create" else "If-Match"
                 logger.warning(
-                    "the endpoint refuses If-Match on PUT (%s); stale copies are overwritten "
-                    "without it from now on",
+                    "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
+                    header,
                     err.code,
                 )
-                self._if_match = False
+                if mode == "create":
+                    self._if_none_match = False
+                else:
+                    self._if_match = False
         raise _S3Failure(replace_gave_up(location), code="PreconditionFailed", status=412)
 
     async def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:

@@ -39,8 +39,10 @@ VERIFY_METHODS = ("etag", "head")
 
 #: How an engine treats an object that is already in S3 (``existing=`` of the engines):
 #: ``conditional`` PUTs with ``If-None-Match: *`` and only on 412 reads the stored SHA-256 (no
-#: extra request for new objects); ``head`` HEADs before every PUT; ``overwrite`` never checks.
-EXISTING_MODES = ("conditional", "head", "overwrite")
+#: extra request for new objects); ``head`` HEADs before every PUT; ``replace`` (the repair's)
+#: trusts nothing already there and overwrites it, but only the copy it looked at (``If-Match``)
+#: and only while the local file still holds the catalogued bytes; ``overwrite`` never checks.
+EXISTING_MODES = ("conditional", "head", "replace", "overwrite")
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def run_validation(
                 from certstore.transfer import make_uploader
 
                 uploader = make_uploader(
-                    settings, workers=workers, engine="boto3", existing="overwrite"
+                    settings, workers=workers, engine="boto3", existing="replace"
                 )
             return validate_and_repair(
                 catalog,

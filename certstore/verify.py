@@ -398,15 +398,18 @@ def repair(
 ) -> RepairReport:
     """Re-upload each mismatched object from its verified local copy.
 
-    ``uploader`` must overwrite what is in S3 (``make_uploader(..., existing="overwrite")``):
-    a corrupt object can carry the right metadata, so "already there" is not trusted here.
+    ``uploader`` must overwrite what is in S3 (``make_uploader(..., existing="replace")``, or
+    ``"overwrite"``): a corrupt object can carry the right metadata, so "already there" is not
+    trusted here. ``replace`` overwrites only the copy it looked at (``If-Match``) while the
+    local file still holds the catalogued bytes, so a newer version saved through the router
+    during the repair is never replaced by the old one (the row is then ``local_changed``).
     An S3 transport error leaves the row as it was (try again); a missing or changed local file
     means no good copy exists anywhere certstore can prove, so the row's migration is cleared.
     Works in rounds of :data:`REPAIR_BATCH` rows, each marked (or cleared) in the catalog
     before the next starts, so memory stays flat and an interrupted repair keeps what it did.
     """
-    if getattr(uploader, "existing", "overwrite") != "overwrite":
-        raise ValueError("repair needs an uploader made with existing='overwrite'")
+    if getattr(uploader, "existing", "overwrite") not in ("replace", "overwrite"):
+        raise ValueError("repair needs an uploader made with existing='replace' or 'overwrite'")
     root = Path(media_root)
     report = RepairReport()
     source = iter(mismatches)

@@ -642,9 +642,11 @@ def _put_stale(client: Any, bucket: str, key: str, body: bytes) -> None:
     )
 
 
+@pytest.mark.parametrize("existing", ["conditional", "head", "replace"])
 def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
-    uploader: Any,
+    settings: Settings,
     engine: str,
+    existing: str,
     media_root: Path,
     http_client: Any,
     http_bucket: str,
@@ -654,7 +656,8 @@ def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
     bytes, and right after that check a client saves a newer version through the router (local
     file, then S3). The overwrite is conditional on the stale copy's ETag (If-Match), so S3
     refuses it; judged again, the local file has changed: ``local_changed``, and S3 keeps the
-    newer version instead of getting the old certificate back."""
+    newer version instead of getting the old certificate back. The same holds for the
+    repair's ``replace`` mode, which trusts nothing already in S3."""
     from certstore._transfer_common import confirm_unchanged
 
     old = b"%PDF version 1"
@@ -671,7 +674,11 @@ def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
             _put_stale(http_client, http_bucket, "race.pdf", newer)
 
     monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_router_saves)
-    result = _run(uploader, [item])["race.pdf"]
+    uploader = make_uploader(settings, engine=engine, workers=2, existing=existing)
+    try:
+        result = _run(uploader, [item])["race.pdf"]
+    finally:
+        uploader.close()
     assert not result.ok and result.reason == "local_changed", result
     assert _stored(http_client, http_bucket, "race.pdf")[0] == newer
     assert len(checks) == 1  # the second round's check raised local_changed
@@ -743,5 +750,53 @@ def test_endpoint_without_if_match_overwrites_stale_copies_without_it(
     assert "refuses If-Match" in caplog.text
     stored = s3_fault_proxy.client.get_object(
         Bucket=s3_fault_proxy.bucket, Key="certificates/old/stale.pdf"
+    )
+    assert stored["Body"].read() == b"the catalogued bytes"
+
+
+def test_replace_mode_trusts_nothing_already_in_s3(
+    settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
+) -> None:
+    """The repair's mode: an identical-looking copy is uploaded again (a corrupt object can
+    carry the right metadata and size), a missing one is created, both verified."""
+    there = _item(media_root, "there.pdf", b"%PDF looks right")
+    missing = _item(media_root, "missing.pdf", b"%PDF gone from S3")
+    http_client.put_object(
+        Bucket=http_bucket,
+        Key="certificates/there.pdf",
+        Body=b"%PDF looks right",
+        Metadata={"sha256": there.sha256},
+    )
+    up = make_uploader(settings, engine=engine, workers=2, existing="replace")
+    try:
+        results = _run(up, [there, missing])
+    finally:
+        up.close()
+    for key, item in (("there.pdf", there), ("missing.pdf", missing)):
+        assert results[key].ok and not results[key].skipped_existing, results[key]
+        assert results[key].verified_by == "etag-md5" and results[key].bytes_sent == item.size
+        assert _stored(http_client, http_bucket, key)[0] == item.path.read_bytes()
+
+
+def test_endpoint_without_if_none_match_still_gets_missing_objects_replaced(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In ``replace`` mode a missing object is created with ``If-None-Match: *``; a server
+    that answers 501 to it still gets the object, with a warning."""
+    item = _item(tmp_path, "old/missing.pdf", b"the catalogued bytes")
+    up = make_uploader(
+        _proxy_settings(s3_fault_proxy), engine=engine, workers=1, existing="replace"
+    )
+    s3_fault_proxy.inject("NotImplemented", "PutObject", times=1 if engine == "boto3" else 3)
+    try:
+        with caplog.at_level("WARNING"):
+            result = _run(up, [item])["old/missing.pdf"]
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    assert up._if_none_match is False and up.existing == "replace"
+    assert "refuses If-None-Match" in caplog.text
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/old/missing.pdf"
     )
     assert stored["Body"].read() == b"the catalogued bytes"

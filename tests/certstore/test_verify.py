@@ -132,7 +132,7 @@ def test_corrupted_upload_is_found_and_repaired(
         pytest.approx(100 / len(files))
     ]
 
-    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="replace")
     run = validate_and_repair(
         catalog, s3, migrated["root"], sample_rate=1.0, seed=3, uploader=uploader
     )
@@ -153,7 +153,7 @@ def test_missing_object_is_found_and_repaired(
     catalog, s3, files = migrated["catalog"], migrated["s3"], migrated["files"]
     key = _victim(files)
     s3.delete(key)
-    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="replace")
     run = validate_and_repair(
         catalog, s3, migrated["root"], sample_rate=1.0, seed=4, uploader=uploader
     )
@@ -171,7 +171,7 @@ def test_unrepairable_object_is_cleared_and_fails(
     key = _victim(files)
     _corrupt(s3, key, files[key])
     migrated["root"].joinpath(*key.split("/")).write_bytes(b"local copy changed too")
-    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="replace")
     run = validate_and_repair(
         catalog, s3, migrated["root"], sample_rate=1.0, seed=5, uploader=uploader
     )
@@ -194,7 +194,7 @@ def test_unrepairable_object_stays_in_the_second_pass_and_its_gauge(
     _corrupt(s3, key, files[key])
     migrated["root"].joinpath(*key.split("/")).write_bytes(b"local copy changed too")
     recorder = RecordingEmitter()
-    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="replace")
     run = validate_and_repair(
         catalog,
         s3,
@@ -236,7 +236,7 @@ def test_repair_reaches_mismatches_past_the_detail_limit(
     victims = sorted(k for k in files if files[k])[:5]
     for key in victims:
         s3.delete(key)
-    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="overwrite")
+    uploader = make_uploader(settings, engine="boto3", client=http_client, existing="replace")
     run = validate_and_repair(
         catalog, s3, migrated["root"], sample_rate=1.0, seed=4, uploader=uploader
     )
@@ -253,7 +253,7 @@ def test_repair_needs_an_overwriting_uploader(
     settings: Settings, http_client: Any, migrated: dict[str, Any]
 ) -> None:
     uploader = make_uploader(settings, engine="boto3", client=http_client)
-    with pytest.raises(ValueError, match="existing='overwrite'"):
+    with pytest.raises(ValueError, match="existing='replace' or 'overwrite'"):
         repair(migrated["catalog"], uploader, migrated["root"], [])
     uploader.close()
 
