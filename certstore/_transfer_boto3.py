@@ -185,7 +185,8 @@ class Boto3Uploader:
     def _existing(
         self, item: UploadItem, object_key: str, md5_hex: str | None
     ) -> UploadResult | StaleCopy | None:
-        """What S3 holds under the key: the catalogued bytes (an ok result), a stale copy
+        """What S3 holds under the key: the catalogued bytes (an ok result; never in
+        ``replace`` mode, which trusts nothing already there), a stale copy
         (:class:`StaleCopy`, once the local file was read again and still holds the catalogued
         bytes), or nothing (``None``)."""
         from certstore.errors import S3ObjectNotFoundError
@@ -291,7 +292,7 @@ class Boto3Uploader:
     ) -> dict[str, Any] | UploadResult:
         """Put where S3 may already hold something: nothing to do when it is the catalogued
         copy, a stale copy is overwritten only while it is still the one judged (``If-Match``,
-        see :class:`StaleCopy`), and nothing there is created."""
+        see :class:`StaleCopy`), and a missing object is created."""
         location = f"s3://{self.bucket}/{object_key}"
         for _ in range(REPLACE_ROUNDS):
             found = self._existing(item, object_key, md5_hex)

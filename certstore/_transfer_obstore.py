@@ -428,7 +428,8 @@ class ObstoreUploader:
     async def _existing(
         self, item: UploadItem, object_key: str, md5_hex: str | None
     ) -> UploadResult | StaleCopy | None:
-        """What S3 holds under the key: the catalogued bytes (an ok result), a stale copy
+        """What S3 holds under the key: the catalogued bytes (an ok result; never in
+        ``replace`` mode, which trusts nothing already there), a stale copy
         (:class:`StaleCopy`, once the local file was read again and still holds the catalogued
         bytes), or nothing (``None``)."""
         stored = await self._stored(object_key)
@@ -509,7 +510,7 @@ class ObstoreUploader:
     ) -> UploadResult | Any:
         """Put ``data`` where S3 may already hold something: nothing to do when it is the
         catalogued copy, a stale copy is overwritten only while it is still the one judged
-        (``If-Match``, see :class:`StaleCopy`), and nothing there is created."""
+        (``If-Match``, see :class:`StaleCopy`), and a missing object is created."""
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         location = f"s3://{self.bucket}/{object_key}"
