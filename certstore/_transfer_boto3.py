@@ -283,6 +283,7 @@ class Boto3Uploader:
                         err.code,
                     )
                     self.existing = "head"
+                    self._if_none_match = False
                 elif not _refused_precondition(err):
                     raise
         return self._replace(item, object_key, params, md5_hex)
@@ -300,7 +301,7 @@ class Boto3Uploader:
                 return found
             condition: dict[str, str] = {}
             if found is None:
-                if self.existing in ("conditional", "replace") and self._if_none_match:
+                if self._if_none_match:
                     condition = {"IfNoneMatch": "*"}
             else:
                 if found.etag and self._if_match:
@@ -312,7 +313,7 @@ class Boto3Uploader:
             try:
                 return self._call("PutObject", object_key, **condition, **params)
             except S3Error as err:
-                if _refused_precondition(err):
+                if condition and _refused_precondition(err):
                     continue  # it changed after the HEAD: judge it again
                 if not condition or not conditional_unsupported(err.code, err.status):
                     raise
@@ -338,12 +339,19 @@ class Boto3Uploader:
     def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
         """Bounded memory: one part per worker in memory. The catalog's SHA-256 goes into the
         metadata up front; if the bytes turn out different the upload is aborted. A stale copy
-        found first is replaced without ``If-Match``, like the obstore engine (which cannot
-        make a multipart completion conditional)."""
+        found first is replaced without ``If-Match``: the obstore engine cannot make a multipart
+        completion conditional, and both engines keep one behaviour."""
         if self.existing != "overwrite":
             found = self._existing(item, object_key, None)
             if isinstance(found, UploadResult):
                 return found
+            if found is not None:
+                logger.info(
+                    "s3://%s/%s differs from the local copy; overwriting it (multipart, "
+                    "without If-Match)",
+                    self.bucket,
+                    object_key,
+                )
         created = self._call(
             "CreateMultipartUpload",
             object_key,
@@ -463,5 +471,10 @@ _SNAKE = {
 
 def _refused_precondition(err: S3Error) -> bool:
     """The conditional PUT found the key in another state than the condition said: taken
-    (``If-None-Match: *``), changed (``If-Match``, 412) or gone (``If-Match``, 404)."""
-    return err.status == 412 or err.code in ("PreconditionFailed", "NoSuchKey")
+    (``If-None-Match: *``), changed (``If-Match``, 412), gone (``If-Match``, 404), or
+    written concurrently (409 ``ConditionalRequestConflict``, which S3 says to retry)."""
+    return err.status in (409, 412) or err.code in (
+        "PreconditionFailed",
+        "NoSuchKey",
+        "ConditionalRequestConflict",
+    )

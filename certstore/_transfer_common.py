@@ -74,8 +74,8 @@ class StaleCopy:
 def replace_gave_up(location: str) -> str:
     """The ``s3_error`` detail when every :data:`REPLACE_ROUNDS` round found a new copy."""
     return (
-        f"PutObject {location} refused: the object changed again between each check and "
-        f"overwrite ({REPLACE_ROUNDS} rounds, If-Match); left as it is, run the backfill again"
+        f"PutObject {location} refused: the object changed again between each check and its "
+        f"conditional PUT ({REPLACE_ROUNDS} rounds); left as it is, run the same command again"
     )
 
 

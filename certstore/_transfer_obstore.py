@@ -461,21 +461,22 @@ class ObstoreUploader:
         except (BaseError, OSError) as err:
             from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-            if isinstance(err, AlreadyExistsError | PreconditionError):
+            # a refused condition is the caller's to judge; without one it is an S3 error
+            if mode != "overwrite" and isinstance(err, AlreadyExistsError | PreconditionError):
                 raise
             raise self._error("PutObject", object_key, err) from err
 
     async def _single(
         self, item: UploadItem, object_key: str, data: bytes, sha_hex: str, md5_hex: str
     ) -> UploadResult:
-        from obstore.exceptions import AlreadyExistsError
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         attributes = {"Content-Type": content_type(item.key), "sha256": sha_hex}
         response: Any = None
         if self.existing == "conditional":
             try:
                 response = await self._put(object_key, data, attributes, "create")
-            except AlreadyExistsError:
+            except (AlreadyExistsError, PreconditionError):
                 pass
             except _S3Failure as err:
                 if not conditional_unsupported(err.code, err.status):
@@ -486,6 +487,7 @@ class ObstoreUploader:
                     err.code,
                 )
                 self.existing = "head"
+                self._if_none_match = False
         elif self.existing == "overwrite":
             response = await self._put(object_key, data, attributes, "overwrite")
         if response is None:
@@ -518,8 +520,7 @@ class ObstoreUploader:
             found = await self._existing(item, object_key, md5_hex)
             if isinstance(found, UploadResult):
                 return found
-            creates = self.existing in ("conditional", "replace") and self._if_none_match
-            mode: Any = "create" if creates else "overwrite"
+            mode: Any = "create" if self._if_none_match else "overwrite"
             if found is not None:
                 mode = {"e_tag": found.etag} if found.etag and self._if_match else "overwrite"
                 logger.info("%s differs from the local copy; overwriting it", location)
@@ -553,6 +554,13 @@ class ObstoreUploader:
             found = await self._existing(item, object_key, None)
             if isinstance(found, UploadResult):
                 return found
+            if found is not None:
+                logger.info(
+                    "s3://%s/%s differs from the local copy; overwriting it (multipart, "
+                    "without If-Match)",
+                    self.bucket,
+                    object_key,
+                )
         digests: list[bytes] = []
         sent = [0]
         try:

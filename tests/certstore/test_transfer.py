@@ -800,3 +800,128 @@ def test_endpoint_without_if_none_match_still_gets_missing_objects_replaced(
         Bucket=s3_fault_proxy.bucket, Key="certificates/old/missing.pdf"
     )
     assert stored["Body"].read() == b"the catalogued bytes"
+
+
+def test_overwrite_mode_reports_a_refused_put_as_an_s3_error(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    """Without a condition of its own, a 412 or 409 on PUT is an S3 error for that object,
+    never an exception out of ``upload()``."""
+    refused = _item(tmp_path, "a.pdf", b"refused")
+    conflict = _item(tmp_path, "b.pdf", b"conflict")
+    fine = _item(tmp_path, "c.pdf", b"fine")
+    s3_fault_proxy.inject("PreconditionFailed", "PutObject", key="certificates/a.pdf")
+    s3_fault_proxy.inject("ConditionalRequestConflict/409", "PutObject", key="certificates/b.pdf")
+    up = make_uploader(
+        _proxy_settings(s3_fault_proxy), engine=engine, workers=2, existing="overwrite"
+    )
+    try:
+        results = _run(up, [refused, conflict, fine])
+    finally:
+        up.close()
+    assert results["c.pdf"].ok
+    for key, code in (("a.pdf", "PreconditionFailed"), ("b.pdf", "ConditionalRequestConflict")):
+        assert not results[key].ok and results[key].reason == "s3_error", results[key]
+        assert code in results[key].detail
+
+
+def test_a_conflicting_write_during_the_overwrite_is_judged_again(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    """S3 answers 409 ConditionalRequestConflict to a conditional PUT that raced another
+    write, and says to retry: both engines judge the object again and then replace it."""
+    item = _item(tmp_path, "busy.pdf", b"the catalogued bytes")
+    s3_fault_proxy.client.put_object(
+        Bucket=s3_fault_proxy.bucket,
+        Key="certificates/busy.pdf",
+        Body=b"stale",
+        Metadata={"sha256": "0" * 64},
+    )
+    s3_fault_proxy.inject("ConditionalRequestConflict/409", "PutObject", times=1)
+    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1, existing="head")
+    try:
+        result = _run(up, [item])["busy.pdf"]
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/busy.pdf"
+    )
+    assert stored["Body"].read() == b"the catalogued bytes"
+
+
+def test_a_stale_copy_deleted_before_the_overwrite_is_created_again(
+    uploader: Any,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stale copy is deleted between the check and the ``If-Match`` PUT: S3 answers 404,
+    the object is judged again (absent) and created."""
+    from certstore._transfer_common import confirm_unchanged
+
+    item = _item(media_root, "gone.pdf", b"%PDF the catalogued certificate")
+    _put_stale(http_client, http_bucket, "gone.pdf", b"%PDF stale")
+    checks: list[int] = []
+
+    def check_then_someone_deletes(checked: UploadItem) -> None:
+        confirm_unchanged(checked)
+        checks.append(1)
+        http_client.delete_object(Bucket=http_bucket, Key="certificates/gone.pdf")
+
+    monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_someone_deletes)
+    result = _run(uploader, [item])["gone.pdf"]
+    assert result.ok and result.verified_by == "etag-md5", result
+    assert len(checks) == 1
+    assert _stored(http_client, http_bucket, "gone.pdf")[0] == b"%PDF the catalogued certificate"
+
+
+@pytest.mark.parametrize("existing", ["head", "replace"])
+def test_a_save_between_an_absent_check_and_the_create_is_not_undone(
+    settings: Settings,
+    engine: str,
+    existing: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The HEAD finds nothing, and before the PUT a client saves a newer version through the
+    router (local file, then S3). The create carries ``If-None-Match: *``, so S3 refuses it;
+    judged again, the local file has changed and S3 keeps the newer version."""
+    item = _item(media_root, "new.pdf", b"%PDF version 1")
+    newer = b"%PDF version 2, saved between the HEAD and the PUT"
+    up = make_uploader(settings, engine=engine, workers=1, existing=existing)
+    real_existing = up._existing
+    calls: list[object] = []
+
+    def router_saves() -> None:
+        item.path.write_bytes(newer)
+        _put_stale(http_client, http_bucket, "new.pdf", newer)
+
+    if engine == "obstore":
+
+        async def existing_then_save(*args: Any) -> Any:
+            found = await real_existing(*args)
+            calls.append(found)
+            if found is None and len(calls) == 1:
+                router_saves()
+            return found
+    else:
+
+        def existing_then_save(*args: Any) -> Any:  # type: ignore[misc]
+            found = real_existing(*args)
+            calls.append(found)
+            if found is None and len(calls) == 1:
+                router_saves()
+            return found
+
+    monkeypatch.setattr(up, "_existing", existing_then_save)
+    try:
+        result = _run(up, [item])["new.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "local_changed", result
+    assert _stored(http_client, http_bucket, "new.pdf")[0] == newer

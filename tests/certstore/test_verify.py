@@ -348,6 +348,41 @@ def test_cli_validate_report_repair_and_gates(
     assert "--sample-rate" in capsys.readouterr().err
 
 
+def test_cli_repair_leaves_a_version_saved_during_the_repair(
+    migrated: dict[str, Any],
+    cli_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``validate --repair`` overwrites a corrupt copy only while it is the copy it looked at
+    and the local file still holds the catalogued bytes: a client saving a newer version
+    through the router (local file, then S3) right after the repair's check keeps it, and the
+    row is cleared as ``local_changed``. An unconditional overwrite would put the old bytes
+    back."""
+    import certstore._transfer_boto3 as engine
+    from certstore._transfer_common import confirm_unchanged
+
+    monkeypatch.setenv("CERT_S3_BACKFILL_ENABLED", "true")
+    key = _victim(migrated["files"])
+    _corrupt(migrated["s3"], key, migrated["files"][key])
+    newer = b"%PDF saved through the router during the repair"
+    s3 = migrated["s3"]
+
+    def check_then_router_saves(item: Any) -> None:
+        confirm_unchanged(item)
+        if item.path.read_bytes() != newer:
+            item.path.write_bytes(newer)
+            s3.client.put_object(Bucket=s3.bucket, Key=s3.object_key(key), Body=newer)
+
+    monkeypatch.setattr(engine, "confirm_unchanged", check_then_router_saves)
+    assert main(["validate", "--sample-rate", "1", "--repair", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = report["repair"]["failed_details"]
+    assert [(f["key"], f["reason"]) for f in failed] == [(key, "local_changed")]
+    stored = s3.client.get_object(Bucket=s3.bucket, Key=s3.object_key(key))["Body"].read()
+    assert stored == newer
+
+
 @pytest.fixture
 def deleted_victim(migrated: dict[str, Any], cli_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrated certificate deleted from S3, with repairs allowed: what --repair would fix."""
