@@ -28,6 +28,8 @@ from certstore._transfer_common import (
     conditional_unsupported,
     confirm_unchanged,
     content_type,
+    deleted_during_upload,
+    deleted_problem,
     existing_matches,
     hash_file,
     judge_head,
@@ -36,6 +38,7 @@ from certstore._transfer_common import (
     local_size,
     md5_hasher,
     read_whole,
+    remove_uploaded,
     replace_gave_up,
 )
 from certstore._transfer_types import (
@@ -258,6 +261,7 @@ class Boto3Uploader:
         )
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
+        self._unless_deleted_meanwhile(item, object_key, response.get("ETag"))
         return UploadResult(
             item,
             True,
@@ -266,6 +270,14 @@ class Boto3Uploader:
             verified_by=verified_by,
             bytes_sent=size,
         )
+
+    def _unless_deleted_meanwhile(self, item: UploadItem, object_key: str, etag: Any) -> None:
+        """Raise ``local_missing`` and take the upload back when the file was deleted while
+        it was being uploaded (see :func:`deleted_during_upload`)."""
+        if deleted_during_upload(item):
+            outcome = remove_uploaded(self.client, self.bucket, object_key, etag)
+            logger.warning("%s was deleted during its upload: %s", item.path, outcome)
+            raise deleted_problem(item, outcome)
 
     def _put(
         self, item: UploadItem, object_key: str, params: dict[str, Any], md5_hex: str
@@ -377,6 +389,7 @@ class Boto3Uploader:
         verified_by, problem = judge_multipart(completed.get("ETag"), digests)
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
+        self._unless_deleted_meanwhile(item, object_key, completed.get("ETag"))
         return UploadResult(
             item,
             True,

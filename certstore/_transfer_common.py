@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from certstore._transfer_types import (
     REASON_LOCAL_CHANGED,
@@ -69,6 +70,53 @@ class StaleCopy:
     """
 
     etag: str | None
+
+
+def deleted_during_upload(item: UploadItem) -> bool:
+    """Is the local file gone now that its upload has finished?
+
+    Why: the router deletes a certificate locally first, then in S3. If that happens after
+    the engine read the file and before its PUT landed, the PUT puts the deleted certificate
+    back into S3, where reads go first from phase 2 on. Checked after the PUT: a delete that
+    starts later removes the S3 copy itself.
+    """
+    return not os.path.lexists(item.path)
+
+
+def remove_uploaded(client: Any, bucket: str, object_key: str, etag: str | None) -> str:
+    """Delete the copy an engine just uploaded, only while S3 still holds that copy
+    (``If-Match``), and say what happened, for the ``local_missing`` detail."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    where = f"s3://{bucket}/{object_key}"
+    params: dict[str, Any] = {"Bucket": bucket, "Key": object_key}
+    if etag:
+        params["IfMatch"] = etag
+    try:
+        client.delete_object(**params)
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "PreconditionFailed" or status == 412:
+            return f"{where} now holds another copy, left as it is"
+        if code == "NoSuchKey" or status == 404:
+            return f"{where} is already gone"
+        if etag and (code == "NotImplemented" or status == 501):
+            return remove_uploaded(client, bucket, object_key, None)
+        return f"removing {where} failed ({code or status}); delete it with certstore rm"
+    except BotoCoreError as err:
+        return f"removing {where} failed ({type(err).__name__}); delete it with certstore rm"
+    return f"the copy just uploaded to {where} was deleted again"
+
+
+def deleted_problem(item: UploadItem, outcome: str) -> LocalFileProblem:
+    """``local_missing`` for a file deleted while it was being uploaded."""
+    return LocalFileProblem(
+        f"local file {item.path} was deleted while it was being uploaded (a client deleted "
+        f"the certificate); {outcome}",
+        reason=REASON_LOCAL_MISSING,
+        path=str(item.path),
+    )
 
 
 def replace_gave_up(location: str) -> str:

@@ -43,6 +43,8 @@ from certstore._transfer_common import (
     conditional_unsupported,
     confirm_unchanged,
     content_type,
+    deleted_during_upload,
+    deleted_problem,
     existing_matches,
     judge_head,
     judge_multipart,
@@ -50,6 +52,7 @@ from certstore._transfer_common import (
     local_size,
     md5_hasher,
     read_whole,
+    remove_uploaded,
     replace_gave_up,
 )
 from certstore._transfer_types import (
@@ -225,6 +228,7 @@ class ObstoreUploader:
         self.part_size = part_size
         self.existing = check_existing_mode(existing)
         self.store = store if store is not None else build_store(settings, workers=workers)
+        self._settings = settings
         self._loop = asyncio.new_event_loop()
         self._big = asyncio.Semaphore(_BIG_AT_ONCE)
         if not _settle["registered"]:
@@ -498,9 +502,24 @@ class ObstoreUploader:
         verified_by, problem = judge_put(etag, None, md5_hex=md5_hex, sha256_hex=sha_hex)
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
+        await self._unless_deleted_meanwhile(item, object_key, etag)
         return UploadResult(
             item, True, None, etag=clean_etag(etag), verified_by=verified_by, bytes_sent=len(data)
         )
+
+    async def _unless_deleted_meanwhile(self, item: UploadItem, object_key: str, etag: Any) -> None:
+        """Raise ``local_missing`` and take the upload back when the file was deleted while
+        it was being uploaded (see :func:`deleted_during_upload`). The delete goes through
+        boto3 (imported only then): obstore cannot make a delete conditional."""
+        if deleted_during_upload(item):
+            from certstore.backends.s3 import shared_client
+
+            client = shared_client(self._settings)
+            outcome = await asyncio.to_thread(
+                remove_uploaded, client, self.bucket, object_key, etag
+            )
+            logger.warning("%s was deleted during its upload: %s", item.path, outcome)
+            raise deleted_problem(item, outcome)
 
     async def _replace(
         self,
@@ -600,6 +619,7 @@ class ObstoreUploader:
         verified_by, problem = judge_multipart(response.get("e_tag"), digests)
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
+        await self._unless_deleted_meanwhile(item, object_key, response.get("e_tag"))
         return UploadResult(
             item,
             True,

@@ -925,3 +925,40 @@ def test_a_save_between_an_absent_check_and_the_create_is_not_undone(
         up.close()
     assert not result.ok and result.reason == "local_changed", result
     assert _stored(http_client, http_bucket, "new.pdf")[0] == newer
+
+
+@pytest.mark.parametrize("router_deleted_s3_too", [True, False])
+def test_a_certificate_deleted_during_its_upload_is_not_put_back(
+    uploader: Any,
+    engine: str,
+    router_deleted_s3_too: bool,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine read the file; then a client deleted the certificate through the router
+    (local file first, then S3) before the PUT landed. The PUT would bring the deleted
+    certificate back into S3: the engine sees the file gone, deletes the copy it just uploaded
+    (If-Match on its ETag) and reports ``local_missing``."""
+    from certstore._transfer_common import read_whole
+
+    item = _item(media_root, "revoked.pdf", b"%PDF revoked meanwhile")
+    kept = _item(media_root, "kept.pdf", b"%PDF still here")
+
+    def read_then_router_deletes(read: UploadItem) -> Any:
+        local = read_whole(read)
+        if read.key == "revoked.pdf":
+            read.path.unlink()
+            if router_deleted_s3_too:
+                http_client.delete_object(Bucket=http_bucket, Key="certificates/revoked.pdf")
+        return local
+
+    monkeypatch.setattr(_engine_module(engine), "read_whole", read_then_router_deletes)
+    results = _run(uploader, [item, kept])
+    gone = results["revoked.pdf"]
+    assert not gone.ok and gone.reason == "local_missing", gone
+    assert "deleted while it was being uploaded" in gone.detail
+    assert "was deleted again" in gone.detail
+    assert _keys(http_client, http_bucket) == ["certificates/kept.pdf"]
+    assert results["kept.pdf"].ok
