@@ -30,12 +30,15 @@ from certstore._transfer_common import (
     content_type,
     deleted_during_upload,
     deleted_problem,
+    drop_condition,
     existing_matches,
+    fall_back_to_head,
     hash_file,
     judge_head,
     judge_multipart,
     judge_put,
     local_size,
+    log_multipart_replace,
     md5_hasher,
     read_whole,
     remove_uploaded,
@@ -289,13 +292,7 @@ class Boto3Uploader:
                 return self._call("PutObject", object_key, IfNoneMatch="*", **params)
             except S3Error as err:
                 if conditional_unsupported(err.code, err.status):
-                    logger.warning(
-                        "the endpoint refuses conditional PUTs (%s); checking for "
-                        "existing objects with HEAD from now on",
-                        err.code,
-                    )
-                    self.existing = "head"
-                    self._if_none_match = False
+                    fall_back_to_head(self, err.code)
                 elif not _refused_precondition(err):
                     raise
         return self._replace(item, object_key, params, md5_hex)
@@ -329,16 +326,9 @@ class Boto3Uploader:
                     continue  # it changed after the HEAD: judge it again
                 if not condition or not conditional_unsupported(err.code, err.status):
                     raise
-                header = "If-Match" if "IfMatch" in condition else "If-None-Match"
-                logger.warning(
-                    "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
-                    header,
-                    err.code,
+                drop_condition(
+                    self, "If-Match" if "IfMatch" in condition else "If-None-Match", err.code
                 )
-                if "IfMatch" in condition:
-                    self._if_match = False
-                else:
-                    self._if_none_match = False
         raise S3Error(
             replace_gave_up(location),
             bucket=self.bucket,
@@ -358,12 +348,7 @@ class Boto3Uploader:
             if isinstance(found, UploadResult):
                 return found
             if found is not None:
-                logger.info(
-                    "s3://%s/%s differs from the local copy; overwriting it (multipart, "
-                    "without If-Match)",
-                    self.bucket,
-                    object_key,
-                )
+                log_multipart_replace(self.bucket, object_key)
         created = self._call(
             "CreateMultipartUpload",
             object_key,

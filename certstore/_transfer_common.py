@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
 import mimetypes
 import os
 import re
@@ -28,6 +29,8 @@ from certstore._transfer_types import (
     UploadResult,
 )
 from certstore.errors import CertstoreError
+
+logger = logging.getLogger(__name__)
 
 #: Files up to this size are read with one ``read`` and sent from memory; bigger single-part
 #: files are hashed in a first pass and streamed from disk in a second (bounded memory).
@@ -50,6 +53,39 @@ def conditional_unsupported(code: str | None, status: int | None) -> bool:
     """Did the server refuse a conditional PUT (``If-None-Match: *`` or ``If-Match``) itself
     (older S3 look-alikes)?"""
     return code == "NotImplemented" or status == 501
+
+
+def fall_back_to_head(uploader: Any, code: str | None) -> None:
+    """The endpoint answered 501 to ``If-None-Match: *`` on PUT: the engine checks for
+    existing objects with a HEAD before each PUT from now on (``existing="head"``)."""
+    logger.warning(
+        "the endpoint refuses conditional PUTs (%s); checking for existing objects with HEAD "
+        "from now on",
+        code,
+    )
+    uploader.existing = "head"
+    uploader._if_none_match = False
+
+
+def drop_condition(uploader: Any, header: str, code: str | None) -> None:
+    """The endpoint answered 501 to ``header`` (``If-Match`` or ``If-None-Match``) on PUT:
+    the engine sends its PUTs without it from now on."""
+    logger.warning(
+        "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on", header, code
+    )
+    if header == "If-Match":
+        uploader._if_match = False
+    else:
+        uploader._if_none_match = False
+
+
+def log_multipart_replace(bucket: str, object_key: str) -> None:
+    """Say that a stale copy is replaced by a multipart upload, which no condition guards."""
+    logger.info(
+        "s3://%s/%s differs from the local copy; overwriting it (multipart, without If-Match)",
+        bucket,
+        object_key,
+    )
 
 
 #: How many times an engine judges a differing S3 copy and tries to replace it before giving

@@ -45,11 +45,14 @@ from certstore._transfer_common import (
     content_type,
     deleted_during_upload,
     deleted_problem,
+    drop_condition,
     existing_matches,
+    fall_back_to_head,
     judge_head,
     judge_multipart,
     judge_put,
     local_size,
+    log_multipart_replace,
     md5_hasher,
     read_whole,
     remove_uploaded,
@@ -485,13 +488,7 @@ class ObstoreUploader:
             except _S3Failure as err:
                 if not conditional_unsupported(err.code, err.status):
                     raise
-                logger.warning(
-                    "the endpoint refuses conditional PUTs (%s); checking for "
-                    "existing objects with HEAD from now on",
-                    err.code,
-                )
-                self.existing = "head"
-                self._if_none_match = False
+                fall_back_to_head(self, err.code)
         elif self.existing == "overwrite":
             response = await self._put(object_key, data, attributes, "overwrite")
         if response is None:
@@ -550,16 +547,7 @@ class ObstoreUploader:
             except _S3Failure as err:
                 if mode == "overwrite" or not conditional_unsupported(err.code, err.status):
                     raise
-                header = "If-None-Match" if mode == "create" else "If-Match"
-                logger.warning(
-                    "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
-                    header,
-                    err.code,
-                )
-                if mode == "create":
-                    self._if_none_match = False
-                else:
-                    self._if_match = False
+                drop_condition(self, "If-None-Match" if mode == "create" else "If-Match", err.code)
         raise _S3Failure(replace_gave_up(location), code="PreconditionFailed", status=412)
 
     async def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
@@ -574,12 +562,7 @@ class ObstoreUploader:
             if isinstance(found, UploadResult):
                 return found
             if found is not None:
-                logger.info(
-                    "s3://%s/%s differs from the local copy; overwriting it (multipart, "
-                    "without If-Match)",
-                    self.bucket,
-                    object_key,
-                )
+                log_multipart_replace(self.bucket, object_key)
         digests: list[bytes] = []
         sent = [0]
         try:
