@@ -29,7 +29,6 @@ from certstore._transfer_common import (
     confirm_unchanged,
     content_type,
     deleted_during_upload,
-    deleted_problem,
     drop_condition,
     existing_matches,
     fall_back_to_head,
@@ -41,8 +40,8 @@ from certstore._transfer_common import (
     log_multipart_replace,
     md5_hasher,
     read_whole,
-    remove_uploaded,
     replace_gave_up,
+    take_back,
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
@@ -96,6 +95,7 @@ class Boto3Uploader:
         self.part_size = part_size
         self.existing = check_existing_mode(existing)
         self.send_checksum = settings.checksum_mode == "when_supported"
+        self.media_root = settings.media_root
         #: Stale copies are replaced with ``If-Match``, and absent ones created with
         #: ``If-None-Match: *``, until the endpoint refuses them (501).
         self._if_match = True
@@ -262,9 +262,9 @@ class Boto3Uploader:
             md5_hex=md5_hex,
             sha256_hex=sha_hex,
         )
+        self._unless_deleted_meanwhile(item, object_key, response.get("ETag"))
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
-        self._unless_deleted_meanwhile(item, object_key, response.get("ETag"))
         return UploadResult(
             item,
             True,
@@ -275,12 +275,11 @@ class Boto3Uploader:
         )
 
     def _unless_deleted_meanwhile(self, item: UploadItem, object_key: str, etag: Any) -> None:
-        """Raise ``local_missing`` and take the upload back when the file was deleted while
-        it was being uploaded (see :func:`deleted_during_upload`)."""
+        """Take the upload back when the file was deleted while it was being uploaded, and
+        raise what to report (see :func:`deleted_during_upload` and :func:`take_back`). Runs
+        for every PUT the server accepted, before its proof is judged."""
         if deleted_during_upload(item):
-            outcome = remove_uploaded(self.client, self.bucket, object_key, etag)
-            logger.warning("%s was deleted during its upload: %s", item.path, outcome)
-            raise deleted_problem(item, outcome)
+            raise take_back(item, self.media_root, self.client, self.bucket, object_key, etag)
 
     def _put(
         self, item: UploadItem, object_key: str, params: dict[str, Any], md5_hex: str
@@ -372,9 +371,9 @@ class Boto3Uploader:
             self._abort(object_key, upload_id)
             raise
         verified_by, problem = judge_multipart(completed.get("ETag"), digests)
+        self._unless_deleted_meanwhile(item, object_key, completed.get("ETag"))
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
-        self._unless_deleted_meanwhile(item, object_key, completed.get("ETag"))
         return UploadResult(
             item,
             True,

@@ -9,13 +9,14 @@ the server computed, the ETag of a multipart upload is the MD5 of the part MD5s 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
 import mimetypes
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,17 +115,78 @@ def deleted_during_upload(item: UploadItem) -> bool:
     Why: the router deletes a certificate locally first, then in S3. If that happens after
     the engine read the file and before its PUT landed, the PUT puts the deleted certificate
     back into S3, where reads go first from phase 2 on. Checked after the PUT: a delete that
-    starts later removes the S3 copy itself.
+    starts later removes the S3 copy itself. Only "no such file" counts: an I/O or permission
+    error says nothing about a delete, and must not take a live certificate's copy back.
     """
-    return not os.path.lexists(item.path)
+    try:
+        os.lstat(item.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
-def remove_uploaded(client: Any, bucket: str, object_key: str, etag: str | None) -> str:
-    """Delete the copy an engine just uploaded, only while S3 still holds that copy
-    (``If-Match``), and say what happened, for the ``local_missing`` detail."""
+def take_back(
+    item: UploadItem, media_root: str, client: Any, bucket: str, object_key: str, etag: Any
+) -> LocalFileProblem:
+    """Undo the upload of a file that was deleted meanwhile; returns the problem to report.
+
+    Holds the router's write lock of the key when ``item.path`` is the key's file under
+    ``media_root`` (the router holds it across its local-then-S3 save or delete), and looks
+    at the file again under it: re-created meanwhile, the router's new save stands
+    (``local_changed``); still gone, the router's delete is complete on both sides and S3
+    holds this upload or nothing, so deleting it cannot touch a live certificate. Without the
+    lock the delete is conditional on this upload's ETag, and is left undone when the server
+    cannot make it conditional.
+    """
+    with _router_lock(item, media_root) as locked:
+        if not deleted_during_upload(item):
+            return _changed(
+                item,
+                "re-created while it was being uploaded (a client saved it again); the new "
+                "save is left as it is",
+            )
+        outcome = remove_uploaded(client, bucket, object_key, etag, locked=locked)
+    logger.warning("%s was deleted during its upload: %s", item.path, outcome)
+    return LocalFileProblem(
+        f"local file {item.path} was deleted while it was being uploaded (a client deleted "
+        f"the certificate); {outcome}",
+        reason=REASON_LOCAL_MISSING,
+        path=str(item.path),
+    )
+
+
+@contextlib.contextmanager
+def _router_lock(item: UploadItem, media_root: str) -> Iterator[bool]:
+    from certstore.backends.local import LocalBackend
+    from certstore.errors import StorageError
+
+    root = os.path.realpath(media_root)
+    if os.path.abspath(item.path) != os.path.join(root, *item.key.split("/")):
+        yield False
+        return
+    try:
+        lock = LocalBackend(root).lock(item.key)
+        lock.__enter__()
+    except (StorageError, CertstoreError, OSError):
+        yield False  # a read-only media root: no lock to share with the router
+        return
+    try:
+        yield True
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def remove_uploaded(
+    client: Any, bucket: str, object_key: str, etag: str | None, *, locked: bool = False
+) -> str:
+    """Delete the copy an engine just uploaded and say what happened (for the detail):
+    ``If-Match`` on its ETag; unconditionally only under the router's lock (``locked``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     where = f"s3://{bucket}/{object_key}"
+    by_hand = f"if the certificate is still deleted locally, delete {where} with an S3 tool"
     params: dict[str, Any] = {"Bucket": bucket, "Key": object_key}
     if etag:
         params["IfMatch"] = etag
@@ -137,22 +199,14 @@ def remove_uploaded(client: Any, bucket: str, object_key: str, etag: str | None)
             return f"{where} now holds another copy, left as it is"
         if code == "NoSuchKey" or status == 404:
             return f"{where} is already gone"
-        if etag and (code == "NotImplemented" or status == 501):
-            return remove_uploaded(client, bucket, object_key, None)
-        return f"removing {where} failed ({code or status}); delete it with certstore rm"
+        if code == "NotImplemented" or status == 501:
+            if locked and etag:
+                return remove_uploaded(client, bucket, object_key, None, locked=True)
+            return f"{where} cannot be deleted conditionally here, left as it is; {by_hand}"
+        return f"removing {where} failed ({code or status}); {by_hand}"
     except BotoCoreError as err:
-        return f"removing {where} failed ({type(err).__name__}); delete it with certstore rm"
+        return f"removing {where} failed ({type(err).__name__}); {by_hand}"
     return f"the copy just uploaded to {where} was deleted again"
-
-
-def deleted_problem(item: UploadItem, outcome: str) -> LocalFileProblem:
-    """``local_missing`` for a file deleted while it was being uploaded."""
-    return LocalFileProblem(
-        f"local file {item.path} was deleted while it was being uploaded (a client deleted "
-        f"the certificate); {outcome}",
-        reason=REASON_LOCAL_MISSING,
-        path=str(item.path),
-    )
 
 
 def replace_gave_up(location: str) -> str:

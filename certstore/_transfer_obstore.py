@@ -44,7 +44,6 @@ from certstore._transfer_common import (
     confirm_unchanged,
     content_type,
     deleted_during_upload,
-    deleted_problem,
     drop_condition,
     existing_matches,
     fall_back_to_head,
@@ -55,8 +54,8 @@ from certstore._transfer_common import (
     log_multipart_replace,
     md5_hasher,
     read_whole,
-    remove_uploaded,
     replace_gave_up,
+    take_back,
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
@@ -497,26 +496,27 @@ class ObstoreUploader:
                 return response
         etag = response.get("e_tag")
         verified_by, problem = judge_put(etag, None, md5_hex=md5_hex, sha256_hex=sha_hex)
+        await self._unless_deleted_meanwhile(item, object_key, etag)
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
-        await self._unless_deleted_meanwhile(item, object_key, etag)
         return UploadResult(
             item, True, None, etag=clean_etag(etag), verified_by=verified_by, bytes_sent=len(data)
         )
 
     async def _unless_deleted_meanwhile(self, item: UploadItem, object_key: str, etag: Any) -> None:
-        """Raise ``local_missing`` and take the upload back when the file was deleted while
-        it was being uploaded (see :func:`deleted_during_upload`). The delete goes through
-        boto3 (imported only then): obstore cannot make a delete conditional."""
+        """Take the upload back when the file was deleted while it was being uploaded, and
+        raise what to report (see :func:`deleted_during_upload` and :func:`take_back`). Runs
+        for every PUT the server accepted, before its proof is judged. The lock and the
+        delete run in a thread; the delete goes through boto3 (imported only then), as
+        obstore cannot make a delete conditional."""
         if deleted_during_upload(item):
-            from certstore.backends.s3 import shared_client
+            raise await asyncio.to_thread(self._take_back, item, object_key, etag)
 
-            client = shared_client(self._settings)
-            outcome = await asyncio.to_thread(
-                remove_uploaded, client, self.bucket, object_key, etag
-            )
-            logger.warning("%s was deleted during its upload: %s", item.path, outcome)
-            raise deleted_problem(item, outcome)
+    def _take_back(self, item: UploadItem, object_key: str, etag: Any) -> LocalFileProblem:
+        from certstore.backends.s3 import shared_client
+
+        client = shared_client(self._settings)
+        return take_back(item, self._settings.media_root, client, self.bucket, object_key, etag)
 
     async def _replace(
         self,
@@ -600,9 +600,9 @@ class ObstoreUploader:
             except (BaseError, OSError) as err:
                 raise self._error("MultipartUpload", object_key, err) from err
         verified_by, problem = judge_multipart(response.get("e_tag"), digests)
+        await self._unless_deleted_meanwhile(item, object_key, response.get("e_tag"))
         if verified_by is None:
             raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
-        await self._unless_deleted_meanwhile(item, object_key, response.get("e_tag"))
         return UploadResult(
             item,
             True,

@@ -927,11 +927,11 @@ def test_a_save_between_an_absent_check_and_the_create_is_not_undone(
     assert _stored(http_client, http_bucket, "new.pdf")[0] == newer
 
 
-@pytest.mark.parametrize("router_deleted_s3_too", [True, False])
+@pytest.mark.parametrize("shares_the_routers_lock", [True, False])
 def test_a_certificate_deleted_during_its_upload_is_not_put_back(
-    uploader: Any,
+    settings: Settings,
     engine: str,
-    router_deleted_s3_too: bool,
+    shares_the_routers_lock: bool,
     media_root: Path,
     http_client: Any,
     http_bucket: str,
@@ -940,9 +940,12 @@ def test_a_certificate_deleted_during_its_upload_is_not_put_back(
     """The engine read the file; then a client deleted the certificate through the router
     (local file first, then S3) before the PUT landed. The PUT would bring the deleted
     certificate back into S3: the engine sees the file gone, deletes the copy it just uploaded
-    (If-Match on its ETag) and reports ``local_missing``."""
+    and reports ``local_missing`` -- under the router's write lock when the item is the key's
+    file under the media root, conditional on its ETag otherwise."""
     from certstore._transfer_common import read_whole
 
+    root = str(media_root) if shares_the_routers_lock else str(media_root / "elsewhere")
+    up = make_uploader(replace(settings, media_root=root), engine=engine, workers=2)
     item = _item(media_root, "revoked.pdf", b"%PDF revoked meanwhile")
     kept = _item(media_root, "kept.pdf", b"%PDF still here")
 
@@ -950,15 +953,120 @@ def test_a_certificate_deleted_during_its_upload_is_not_put_back(
         local = read_whole(read)
         if read.key == "revoked.pdf":
             read.path.unlink()
-            if router_deleted_s3_too:
-                http_client.delete_object(Bucket=http_bucket, Key="certificates/revoked.pdf")
         return local
 
     monkeypatch.setattr(_engine_module(engine), "read_whole", read_then_router_deletes)
-    results = _run(uploader, [item, kept])
+    try:
+        results = _run(up, [item, kept])
+    finally:
+        up.close()
     gone = results["revoked.pdf"]
     assert not gone.ok and gone.reason == "local_missing", gone
     assert "deleted while it was being uploaded" in gone.detail
     assert "was deleted again" in gone.detail
     assert _keys(http_client, http_bucket) == ["certificates/kept.pdf"]
     assert results["kept.pdf"].ok
+    assert (media_root / ".certstore-locks").is_dir() == shares_the_routers_lock
+
+
+def test_a_certificate_saved_again_before_the_take_back_stays(
+    uploader: Any,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file looked deleted after the PUT, but a client saved it again before the engine
+    took the upload back: looked at again (under the router's lock), it is there, so nothing
+    is deleted and the row is ``local_changed``."""
+    item = _item(media_root, "again.pdf", b"%PDF saved again")
+    looks = iter([True])
+    monkeypatch.setattr(
+        _engine_module(engine), "deleted_during_upload", lambda _item: next(looks, False)
+    )
+    result = _run(uploader, [item])["again.pdf"]
+    assert not result.ok and result.reason == "local_changed", result
+    assert "re-created while it was being uploaded" in result.detail
+    assert _keys(http_client, http_bucket) == ["certificates/again.pdf"]
+
+
+def test_a_multipart_certificate_deleted_during_its_upload_is_not_put_back(
+    settings: Settings,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    item = _item(media_root, "big/revoked.pdf", b"%PDF" + bytes(6 * MiB))
+    module = _engine_module(engine)
+    real_judge = module.judge_multipart
+
+    def router_deletes_then_judge(*args: Any) -> Any:
+        item.path.unlink(missing_ok=True)
+        return real_judge(*args)
+
+    monkeypatch.setattr(module, "judge_multipart", router_deletes_then_judge)
+    up = make_uploader(
+        replace(settings, media_root=str(media_root)),
+        engine=engine,
+        workers=1,
+        multipart_threshold=5 * MiB,
+        part_size=5 * MiB,
+    )
+    try:
+        result = _run(up, [item])["big/revoked.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "local_missing", result
+    assert _keys(http_client, http_bucket) == []
+
+
+def test_only_a_missing_file_counts_as_deleted(tmp_path: Path) -> None:
+    """An I/O or permission error says nothing about a delete: the upload is not taken back."""
+    from certstore._transfer_common import deleted_during_upload
+
+    there = _item(tmp_path, "there.pdf", b"x")
+    assert not deleted_during_upload(there)
+    assert deleted_during_upload(replace(there, path=tmp_path / "gone.pdf"))
+    assert deleted_during_upload(replace(there, path=there.path / "under-a-file.pdf"))
+    assert not deleted_during_upload(replace(there, path=tmp_path / ("n" * 300)))
+
+
+@pytest.mark.parametrize("shares_the_routers_lock", [True, False])
+def test_a_take_back_the_server_cannot_make_conditional(
+    s3_fault_proxy: Any,
+    engine: str,
+    shares_the_routers_lock: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that answers 501 to a conditional DeleteObject: under the router's lock the
+    delete is repeated without the condition (nothing can interleave); without the lock the
+    copy is left, and the detail says so and how to remove it."""
+    root = tmp_path / "media"
+    item = _item(root, "revoked.pdf", b"%PDF revoked")
+    s3_fault_proxy.inject("NotImplemented", "DeleteObject", times=1)
+    settings = replace(
+        _proxy_settings(s3_fault_proxy),
+        media_root=str(root if shares_the_routers_lock else tmp_path / "elsewhere"),
+    )
+    looks = iter([True])
+    monkeypatch.setattr(
+        _engine_module(engine), "deleted_during_upload", lambda _item: next(looks, False)
+    )
+    monkeypatch.setattr("certstore._transfer_common.deleted_during_upload", lambda _item: True)
+    up = make_uploader(settings, engine=engine, workers=1)
+    try:
+        result = _run(up, [item])["revoked.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "local_missing", result
+    listed = s3_fault_proxy.client.list_objects_v2(Bucket=s3_fault_proxy.bucket)
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    if shares_the_routers_lock:
+        assert "was deleted again" in result.detail and keys == []
+    else:
+        assert "cannot be deleted conditionally here" in result.detail
+        assert "with an S3 tool" in result.detail and keys == ["certificates/revoked.pdf"]
