@@ -135,19 +135,18 @@ def take_back(
     Holds the router's write lock of the key when ``item.path`` is the key's file under
     ``media_root`` (the router holds it across its local-then-S3 save or delete), and looks
     at the file again under it: re-created meanwhile, the router's new save stands
-    (``local_changed``); still gone, the router's delete is complete on both sides and S3
-    holds this upload or nothing, so deleting it cannot touch a live certificate. Without the
-    lock the delete is conditional on this upload's ETag, and is left undone when the server
-    cannot make it conditional.
+    (``local_changed``); still gone, the router's delete on this host is complete on both
+    sides. The delete itself is always conditional on this upload's ETag (the lock does not
+    reach other hosts), and is left undone when the server cannot make it conditional.
     """
-    with _router_lock(item, media_root) as locked:
+    with _router_lock(item, media_root):
         if not deleted_during_upload(item):
             return _changed(
                 item,
                 "re-created while it was being uploaded (a client saved it again); the new "
                 "save is left as it is",
             )
-        outcome = remove_uploaded(client, bucket, object_key, etag, locked=locked)
+        outcome = remove_uploaded(client, bucket, object_key, etag)
     logger.warning("%s was deleted during its upload: %s", item.path, outcome)
     return LocalFileProblem(
         f"local file {item.path} was deleted while it was being uploaded (a client deleted "
@@ -159,39 +158,48 @@ def take_back(
 
 @contextlib.contextmanager
 def _router_lock(item: UploadItem, media_root: str) -> Iterator[bool]:
+    """The router's write lock of the item's key, when the item is that key's file under
+    ``media_root`` and the router already made the lock file (it is never created here:
+    see :meth:`LocalBackend.lock`); yields whether it is held."""
     from certstore.backends.local import LocalBackend
-    from certstore.errors import StorageError
+    from certstore.keys import normalize_key
 
     root = os.path.realpath(media_root)
-    if os.path.abspath(item.path) != os.path.join(root, *item.key.split("/")):
+    try:
+        expected = os.path.join(root, *normalize_key(item.key).split("/"))
+    except CertstoreError:
+        expected = None
+    if os.path.abspath(item.path) != expected:
         yield False
         return
+    held = contextlib.ExitStack()
+    locked = False
     try:
-        lock = LocalBackend(root).lock(item.key)
-        lock.__enter__()
-    except (StorageError, CertstoreError, OSError):
-        yield False  # a read-only media root: no lock to share with the router
-        return
-    try:
-        yield True
-    finally:
-        lock.__exit__(None, None, None)
+        held.enter_context(LocalBackend(root).lock(item.key, create=False))
+        locked = True
+    except (CertstoreError, OSError) as err:
+        logger.warning(
+            "cannot share the router's write lock for %r (%s); taking the upload back "
+            "with If-Match only",
+            item.key,
+            err,
+        )
+    with held:
+        yield locked
 
 
-def remove_uploaded(
-    client: Any, bucket: str, object_key: str, etag: str | None, *, locked: bool = False
-) -> str:
-    """Delete the copy an engine just uploaded and say what happened (for the detail):
-    ``If-Match`` on its ETag; unconditionally only under the router's lock (``locked``)."""
+def remove_uploaded(client: Any, bucket: str, object_key: str, etag: str | None) -> str:
+    """Delete the copy an engine just uploaded, only while S3 still holds that copy
+    (``If-Match`` on its ETag; never unconditionally: the router's lock does not reach other
+    hosts), and say what happened, for the detail."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     where = f"s3://{bucket}/{object_key}"
     by_hand = f"if the certificate is still deleted locally, delete {where} with an S3 tool"
-    params: dict[str, Any] = {"Bucket": bucket, "Key": object_key}
-    if etag:
-        params["IfMatch"] = etag
+    if not etag:
+        return f"{where} was left as it is (no ETag to delete it by); {by_hand}"
     try:
-        client.delete_object(**params)
+        client.delete_object(Bucket=bucket, Key=object_key, IfMatch=etag)
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -200,8 +208,6 @@ def remove_uploaded(
         if code == "NoSuchKey" or status == 404:
             return f"{where} is already gone"
         if code == "NotImplemented" or status == 501:
-            if locked and etag:
-                return remove_uploaded(client, bucket, object_key, None, locked=True)
             return f"{where} cannot be deleted conditionally here, left as it is; {by_hand}"
         return f"removing {where} failed ({code or status}); {by_hand}"
     except BotoCoreError as err:

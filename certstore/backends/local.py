@@ -141,13 +141,16 @@ class LocalBackend:
         return resolve_under(self.root, canonical)
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, *, create: bool = True) -> Iterator[None]:
         """Hold the write lock of ``key``: threads and processes on this host that write or
         delete the same key take turns (an advisory ``flock`` on one of
         :data:`LOCK_STRIPES` files under :data:`LOCKS_DIR`).
 
         Why: the router writes the local file and then its S3 shadow; two writers of one key
         interleaving those steps would leave S3 holding the other writer's bytes.
+        ``create=False`` only uses a lock file the router already made (a
+        :class:`StorageError` otherwise): a batch job running as another user must not leave
+        lock files the web server's user cannot open.
         """
         self.path(key)  # a key that may not be written here takes no lock (and creates nothing)
         stripe = hashlib.sha256(normalize_key(key).encode("utf-8")).digest()[0] % LOCK_STRIPES
@@ -157,8 +160,10 @@ class LocalBackend:
                 return
             folder = self.root / LOCKS_DIR
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(folder / f"{stripe:02x}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+                if create:
+                    folder.mkdir(parents=True, exist_ok=True)
+                flags = os.O_RDWR | os.O_CREAT if create else os.O_RDWR
+                fd = os.open(folder / f"{stripe:02x}.lock", flags, 0o644)
             except OSError as err:
                 raise StorageError(
                     f"cannot take the write lock for {key!r} under {folder}: {err}",

@@ -927,24 +927,31 @@ def test_a_save_between_an_absent_check_and_the_create_is_not_undone(
     assert _stored(http_client, http_bucket, "new.pdf")[0] == newer
 
 
-@pytest.mark.parametrize("shares_the_routers_lock", [True, False])
+@pytest.mark.parametrize("lock", ["made by the router", "not made yet", "file elsewhere"])
 def test_a_certificate_deleted_during_its_upload_is_not_put_back(
     settings: Settings,
     engine: str,
-    shares_the_routers_lock: bool,
+    lock: str,
     media_root: Path,
     http_client: Any,
     http_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The engine read the file; then a client deleted the certificate through the router
     (local file first, then S3) before the PUT landed. The PUT would bring the deleted
     certificate back into S3: the engine sees the file gone, deletes the copy it just uploaded
-    and reports ``local_missing`` -- under the router's write lock when the item is the key's
-    file under the media root, conditional on its ETag otherwise."""
+    (If-Match on its ETag) and reports ``local_missing``. It shares the router's write lock
+    when the item is the key's file under the media root and the router made the lock file;
+    it never creates lock files (a batch job's user would own them)."""
     from certstore._transfer_common import read_whole
+    from certstore.backends.local import LocalBackend
 
-    root = str(media_root) if shares_the_routers_lock else str(media_root / "elsewhere")
+    if lock == "made by the router":
+        with LocalBackend(media_root).lock("revoked.pdf"):
+            pass
+    lock_files = sorted((media_root / ".certstore-locks").glob("*"))
+    root = str(media_root / "elsewhere") if lock == "file elsewhere" else str(media_root)
     up = make_uploader(replace(settings, media_root=root), engine=engine, workers=2)
     item = _item(media_root, "revoked.pdf", b"%PDF revoked meanwhile")
     kept = _item(media_root, "kept.pdf", b"%PDF still here")
@@ -957,7 +964,8 @@ def test_a_certificate_deleted_during_its_upload_is_not_put_back(
 
     monkeypatch.setattr(_engine_module(engine), "read_whole", read_then_router_deletes)
     try:
-        results = _run(up, [item, kept])
+        with caplog.at_level("WARNING"):
+            results = _run(up, [item, kept])
     finally:
         up.close()
     gone = results["revoked.pdf"]
@@ -966,7 +974,8 @@ def test_a_certificate_deleted_during_its_upload_is_not_put_back(
     assert "was deleted again" in gone.detail
     assert _keys(http_client, http_bucket) == ["certificates/kept.pdf"]
     assert results["kept.pdf"].ok
-    assert (media_root / ".certstore-locks").is_dir() == shares_the_routers_lock
+    assert sorted((media_root / ".certstore-locks").glob("*")) == lock_files
+    assert ("cannot share the router's write lock" in caplog.text) == (lock == "not made yet")
 
 
 def test_a_certificate_saved_again_before_the_take_back_stays(
@@ -1034,24 +1043,20 @@ def test_only_a_missing_file_counts_as_deleted(tmp_path: Path) -> None:
     assert not deleted_during_upload(replace(there, path=tmp_path / ("n" * 300)))
 
 
-@pytest.mark.parametrize("shares_the_routers_lock", [True, False])
 def test_a_take_back_the_server_cannot_make_conditional(
-    s3_fault_proxy: Any,
-    engine: str,
-    shares_the_routers_lock: bool,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    s3_fault_proxy: Any, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server that answers 501 to a conditional DeleteObject: under the router's lock the
-    delete is repeated without the condition (nothing can interleave); without the lock the
-    copy is left, and the detail says so and how to remove it."""
+    """A server that answers 501 to a conditional DeleteObject: the copy is left (an
+    unconditional delete could remove a certificate saved again on another host), and the
+    detail says so and how to remove it."""
+    from certstore.backends.local import LocalBackend
+
     root = tmp_path / "media"
     item = _item(root, "revoked.pdf", b"%PDF revoked")
+    with LocalBackend(root).lock("revoked.pdf"):
+        pass
     s3_fault_proxy.inject("NotImplemented", "DeleteObject", times=1)
-    settings = replace(
-        _proxy_settings(s3_fault_proxy),
-        media_root=str(root if shares_the_routers_lock else tmp_path / "elsewhere"),
-    )
+    settings = replace(_proxy_settings(s3_fault_proxy), media_root=str(root))
     looks = iter([True])
     monkeypatch.setattr(
         _engine_module(engine), "deleted_during_upload", lambda _item: next(looks, False)
@@ -1063,10 +1068,7 @@ def test_a_take_back_the_server_cannot_make_conditional(
     finally:
         up.close()
     assert not result.ok and result.reason == "local_missing", result
+    assert "cannot be deleted conditionally here" in result.detail
+    assert "with an S3 tool" in result.detail
     listed = s3_fault_proxy.client.list_objects_v2(Bucket=s3_fault_proxy.bucket)
-    keys = [o["Key"] for o in listed.get("Contents", [])]
-    if shares_the_routers_lock:
-        assert "was deleted again" in result.detail and keys == []
-    else:
-        assert "cannot be deleted conditionally here" in result.detail
-        assert "with an S3 tool" in result.detail and keys == ["certificates/revoked.pdf"]
+    assert [o["Key"] for o in listed.get("Contents", [])] == ["certificates/revoked.pdf"]
