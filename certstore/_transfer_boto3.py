@@ -18,6 +18,7 @@ from certstore._transfer_common import (
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
     REPLACE_ROUNDS,
+    ConditionalPuts,
     LocalFileProblem,
     StaleCopy,
     VerifyFailed,
@@ -29,9 +30,7 @@ from certstore._transfer_common import (
     confirm_unchanged,
     content_type,
     deleted_during_upload,
-    drop_condition,
     existing_matches,
-    fall_back_to_head,
     hash_file,
     judge_head,
     judge_multipart,
@@ -66,7 +65,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Boto3Uploader:
+class Boto3Uploader(ConditionalPuts):
     """Uploads on ``workers`` threads sharing one boto3 client (see :func:`make_uploader`)."""
 
     engine = "boto3"
@@ -96,10 +95,6 @@ class Boto3Uploader:
         self.existing = check_existing_mode(existing)
         self.send_checksum = settings.checksum_mode == "when_supported"
         self.media_root = settings.media_root
-        #: Stale copies are replaced with ``If-Match``, and absent ones created with
-        #: ``If-None-Match: *``, until the endpoint refuses them (501).
-        self._if_match = True
-        self._if_none_match = True
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="certstore-up")
 
     def upload(
@@ -291,7 +286,7 @@ class Boto3Uploader:
                 return self._call("PutObject", object_key, IfNoneMatch="*", **params)
             except S3Error as err:
                 if conditional_unsupported(err.code, err.status):
-                    fall_back_to_head(self, err.code)
+                    self._fall_back_to_head(err.code)
                 elif not _refused_precondition(err):
                     raise
         return self._replace(item, object_key, params, md5_hex)
@@ -325,8 +320,8 @@ class Boto3Uploader:
                     continue  # it changed after the HEAD: judge it again
                 if not condition or not conditional_unsupported(err.code, err.status):
                     raise
-                drop_condition(
-                    self, "If-Match" if "IfMatch" in condition else "If-None-Match", err.code
+                self._drop_condition(
+                    "If-Match" if "IfMatch" in condition else "If-None-Match", err.code
                 )
         raise S3Error(
             replace_gave_up(location),

@@ -56,28 +56,44 @@ def conditional_unsupported(code: str | None, status: int | None) -> bool:
     return code == "NotImplemented" or status == 501
 
 
-def fall_back_to_head(uploader: Any, code: str | None) -> None:
-    """The endpoint answered 501 to ``If-None-Match: *`` on PUT: the engine checks for
-    existing objects with a HEAD before each PUT from now on (``existing="head"``)."""
-    logger.warning(
-        "the endpoint refuses conditional PUTs (%s); checking for existing objects with HEAD "
-        "from now on",
-        code,
-    )
-    uploader.existing = "head"
-    uploader._if_none_match = False
+class ConditionalPuts:
+    """Which conditional PUTs an uploader still sends, and how it gives one up; both engines
+    inherit it.
 
+    Why: an endpoint that cannot make a PUT conditional says so (501) only when asked, so
+    each uploader learns it at run time, and both engines must learn it the same way.
+    """
 
-def drop_condition(uploader: Any, header: str, code: str | None) -> None:
-    """The endpoint answered 501 to ``header`` (``If-Match`` or ``If-None-Match``) on PUT:
-    the engine sends its PUTs without it from now on."""
-    logger.warning(
-        "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on", header, code
-    )
-    if header == "If-Match":
-        uploader._if_match = False
-    else:
-        uploader._if_none_match = False
+    #: How the engine treats an object already in S3 (see ``EXISTING_MODES``).
+    existing: str
+    #: Stale copies are replaced with ``If-Match``, and absent ones created with
+    #: ``If-None-Match: *``, until the endpoint refuses them (501).
+    _if_match: bool = True
+    _if_none_match: bool = True
+
+    def _fall_back_to_head(self, code: str | None) -> None:
+        """The endpoint answered 501 to ``If-None-Match: *`` on PUT: check for existing
+        objects with a HEAD before each PUT from now on (``existing="head"``)."""
+        logger.warning(
+            "the endpoint refuses conditional PUTs (%s); checking for existing objects with "
+            "HEAD from now on",
+            code,
+        )
+        self.existing = "head"
+        self._if_none_match = False
+
+    def _drop_condition(self, header: str, code: str | None) -> None:
+        """The endpoint answered 501 to ``header`` (``If-Match`` or ``If-None-Match``) on
+        PUT: send PUTs without it from now on."""
+        logger.warning(
+            "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
+            header,
+            code,
+        )
+        if header == "If-Match":
+            self._if_match = False
+        else:
+            self._if_none_match = False
 
 
 def log_multipart_replace(bucket: str, object_key: str) -> None:

@@ -34,6 +34,7 @@ from certstore._transfer_common import (
     MIN_PART_SIZE,
     READ_WHOLE_LIMIT,
     REPLACE_ROUNDS,
+    ConditionalPuts,
     LocalFileProblem,
     StaleCopy,
     VerifyFailed,
@@ -44,9 +45,7 @@ from certstore._transfer_common import (
     confirm_unchanged,
     content_type,
     deleted_during_upload,
-    drop_condition,
     existing_matches,
-    fall_back_to_head,
     judge_head,
     judge_multipart,
     judge_put,
@@ -199,7 +198,7 @@ def _boto3_credentials() -> Any:
     return provide
 
 
-class ObstoreUploader:
+class ObstoreUploader(ConditionalPuts):
     """Uploads with obstore, ``workers`` requests in flight (see :func:`make_uploader`)."""
 
     engine = "obstore"
@@ -238,10 +237,6 @@ class ObstoreUploader:
             atexit.register(_settle_before_exit)
         self._busy = threading.Lock()
         self._closed = False
-        #: Stale copies are replaced with ``If-Match``, and absent ones created with
-        #: ``If-None-Match: *``, until the endpoint refuses them (501).
-        self._if_match = True
-        self._if_none_match = True
 
     def upload(
         self, items: Sequence[UploadItem], *, verify_method: str = "etag"
@@ -487,7 +482,7 @@ class ObstoreUploader:
             except _S3Failure as err:
                 if not conditional_unsupported(err.code, err.status):
                     raise
-                fall_back_to_head(self, err.code)
+                self._fall_back_to_head(err.code)
         elif self.existing == "overwrite":
             response = await self._put(object_key, data, attributes, "overwrite")
         if response is None:
@@ -547,7 +542,7 @@ class ObstoreUploader:
             except _S3Failure as err:
                 if mode == "overwrite" or not conditional_unsupported(err.code, err.status):
                     raise
-                drop_condition(self, "If-None-Match" if mode == "create" else "If-Match", err.code)
+                self._drop_condition("If-None-Match" if mode == "create" else "If-Match", err.code)
         raise _S3Failure(replace_gave_up(location), code="PreconditionFailed", status=412)
 
     async def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
