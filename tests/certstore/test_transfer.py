@@ -68,6 +68,17 @@ def _run(up: Any, items: list[UploadItem], **kwargs: Any) -> dict[str, UploadRes
     return {r.item.key: r for r in results}
 
 
+def _run_once(
+    settings: Settings, engine: str, items: list[UploadItem], **options: Any
+) -> dict[str, UploadResult]:
+    """``items`` through an uploader made for this call (``options`` go to make_uploader)."""
+    up = make_uploader(settings, engine=engine, **options)
+    try:
+        return _run(up, items)
+    finally:
+        up.close()
+
+
 def _stored(client: Any, bucket: str, key: str) -> tuple[bytes, dict[str, Any]]:
     response = client.get_object(Bucket=bucket, Key=f"certificates/{key}")
     return response["Body"].read(), response
@@ -612,12 +623,7 @@ def test_a_newer_version_saved_meanwhile_is_not_overwritten(
     read_before_the_save = read_whole(item)
     newer = b"%PDF version 2, saved meanwhile"
     item.path.write_bytes(newer)
-    http_client.put_object(
-        Bucket=http_bucket,
-        Key="certificates/race.pdf",
-        Body=newer,
-        Metadata={"sha256": hashlib.sha256(newer).hexdigest()},
-    )
+    _put_with_sha256(http_client, http_bucket, "race.pdf", newer)
     module = obstore_engine if engine == "obstore" else boto3_engine
     monkeypatch.setattr(module, "read_whole", lambda _item: read_before_the_save)
     result = _run(uploader, [item])["race.pdf"]
@@ -633,7 +639,7 @@ def _engine_module(engine: str) -> Any:
     return obstore_engine if engine == "obstore" else boto3_engine
 
 
-def _put_stale(client: Any, bucket: str, key: str, body: bytes) -> None:
+def _put_with_sha256(client: Any, bucket: str, key: str, body: bytes) -> None:
     client.put_object(
         Bucket=bucket,
         Key=f"certificates/{key}",
@@ -662,7 +668,7 @@ def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
 
     old = b"%PDF version 1"
     item = _item(media_root, "race.pdf", old)
-    _put_stale(http_client, http_bucket, "race.pdf", b"%PDF stale copy")
+    _put_with_sha256(http_client, http_bucket, "race.pdf", b"%PDF stale copy")
     newer = b"%PDF version 2, saved between the check and the overwrite"
     checks: list[int] = []
 
@@ -671,14 +677,10 @@ def test_a_save_between_the_check_and_the_overwrite_is_not_undone(
         checks.append(1)
         if len(checks) == 1:
             checked.path.write_bytes(newer)
-            _put_stale(http_client, http_bucket, "race.pdf", newer)
+            _put_with_sha256(http_client, http_bucket, "race.pdf", newer)
 
     monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_router_saves)
-    uploader = make_uploader(settings, engine=engine, workers=2, existing=existing)
-    try:
-        result = _run(uploader, [item])["race.pdf"]
-    finally:
-        uploader.close()
+    result = _run_once(settings, engine, [item], workers=2, existing=existing)["race.pdf"]
     assert not result.ok and result.reason == "local_changed", result
     assert _stored(http_client, http_bucket, "race.pdf")[0] == newer
     assert len(checks) == 1  # the second round's check raised local_changed
@@ -701,7 +703,7 @@ def test_a_stale_copy_that_changes_again_is_judged_again(
     item = _item(media_root, "flap.pdf", b"%PDF the catalogued certificate")
     other = _item(media_root, "always.pdf", b"%PDF also catalogued")
     for key in ("flap.pdf", "always.pdf"):
-        _put_stale(http_client, http_bucket, key, b"%PDF stale")
+        _put_with_sha256(http_client, http_bucket, key, b"%PDF stale")
     rounds: dict[str, int] = {"flap.pdf": 0, "always.pdf": 0}
 
     def check_then_someone_writes(checked: UploadItem) -> None:
@@ -709,7 +711,7 @@ def test_a_stale_copy_that_changes_again_is_judged_again(
         rounds[checked.key] += 1
         if checked.key == "always.pdf" or rounds[checked.key] == 1:
             body = f"%PDF stale again {rounds[checked.key]}".encode()
-            _put_stale(http_client, http_bucket, checked.key, body)
+            _put_with_sha256(http_client, http_bucket, checked.key, body)
 
     monkeypatch.setattr(_engine_module(engine), "confirm_unchanged", check_then_someone_writes)
     results = _run(uploader, [item, other])
@@ -767,11 +769,7 @@ def test_replace_mode_trusts_nothing_already_in_s3(
         Body=b"%PDF looks right",
         Metadata={"sha256": there.sha256},
     )
-    up = make_uploader(settings, engine=engine, workers=2, existing="replace")
-    try:
-        results = _run(up, [there, missing])
-    finally:
-        up.close()
+    results = _run_once(settings, engine, [there, missing], workers=2, existing="replace")
     for key, item in (("there.pdf", there), ("missing.pdf", missing)):
         assert results[key].ok and not results[key].skipped_existing, results[key]
         assert results[key].verified_by == "etag-md5" and results[key].bytes_sent == item.size
@@ -812,13 +810,13 @@ def test_overwrite_mode_reports_a_refused_put_as_an_s3_error(
     fine = _item(tmp_path, "c.pdf", b"fine")
     s3_fault_proxy.inject("PreconditionFailed", "PutObject", key="certificates/a.pdf")
     s3_fault_proxy.inject("ConditionalRequestConflict/409", "PutObject", key="certificates/b.pdf")
-    up = make_uploader(
-        _proxy_settings(s3_fault_proxy), engine=engine, workers=2, existing="overwrite"
+    results = _run_once(
+        _proxy_settings(s3_fault_proxy),
+        engine,
+        [refused, conflict, fine],
+        workers=2,
+        existing="overwrite",
     )
-    try:
-        results = _run(up, [refused, conflict, fine])
-    finally:
-        up.close()
     assert results["c.pdf"].ok
     for key, code in (("a.pdf", "PreconditionFailed"), ("b.pdf", "ConditionalRequestConflict")):
         assert not results[key].ok and results[key].reason == "s3_error", results[key]
@@ -838,11 +836,8 @@ def test_a_conflicting_write_during_the_overwrite_is_judged_again(
         Metadata={"sha256": "0" * 64},
     )
     s3_fault_proxy.inject("ConditionalRequestConflict/409", "PutObject", times=1)
-    up = make_uploader(_proxy_settings(s3_fault_proxy), engine=engine, workers=1, existing="head")
-    try:
-        result = _run(up, [item])["busy.pdf"]
-    finally:
-        up.close()
+    results = _run_once(_proxy_settings(s3_fault_proxy), engine, [item], workers=1, existing="head")
+    result = results["busy.pdf"]
     assert result.ok and result.verified_by == "etag-md5", result
     stored = s3_fault_proxy.client.get_object(
         Bucket=s3_fault_proxy.bucket, Key="certificates/busy.pdf"
@@ -863,7 +858,7 @@ def test_a_stale_copy_deleted_before_the_overwrite_is_created_again(
     from certstore._transfer_common import confirm_unchanged
 
     item = _item(media_root, "gone.pdf", b"%PDF the catalogued certificate")
-    _put_stale(http_client, http_bucket, "gone.pdf", b"%PDF stale")
+    _put_with_sha256(http_client, http_bucket, "gone.pdf", b"%PDF stale")
     checks: list[int] = []
 
     def check_then_someone_deletes(checked: UploadItem) -> None:
@@ -899,7 +894,7 @@ def test_a_save_between_an_absent_check_and_the_create_is_not_undone(
 
     def router_saves() -> None:
         item.path.write_bytes(newer)
-        _put_stale(http_client, http_bucket, "new.pdf", newer)
+        _put_with_sha256(http_client, http_bucket, "new.pdf", newer)
 
     if engine == "obstore":
 
@@ -1017,17 +1012,15 @@ def test_a_multipart_certificate_deleted_during_its_upload_is_not_put_back(
         return real_judge(*args)
 
     monkeypatch.setattr(module, "judge_multipart", router_deletes_then_judge)
-    up = make_uploader(
+    results = _run_once(
         replace(settings, media_root=str(media_root)),
-        engine=engine,
+        engine,
+        [item],
         workers=1,
         multipart_threshold=5 * MiB,
         part_size=5 * MiB,
     )
-    try:
-        result = _run(up, [item])["big/revoked.pdf"]
-    finally:
-        up.close()
+    result = results["big/revoked.pdf"]
     assert not result.ok and result.reason == "local_missing", result
     assert _keys(http_client, http_bucket) == []
 
@@ -1062,11 +1055,7 @@ def test_a_take_back_the_server_cannot_make_conditional(
         _engine_module(engine), "deleted_during_upload", lambda _item: next(looks, False)
     )
     monkeypatch.setattr("certstore._transfer_common.deleted_during_upload", lambda _item: True)
-    up = make_uploader(settings, engine=engine, workers=1)
-    try:
-        result = _run(up, [item])["revoked.pdf"]
-    finally:
-        up.close()
+    result = _run_once(settings, engine, [item], workers=1)["revoked.pdf"]
     assert not result.ok and result.reason == "local_missing", result
     assert "cannot be deleted conditionally here" in result.detail
     assert "with an S3 tool" in result.detail
