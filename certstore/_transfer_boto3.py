@@ -36,7 +36,6 @@ from certstore._transfer_common import (
     judge_multipart,
     judge_put,
     local_size,
-    log_multipart_replace,
     md5_hasher,
     read_whole,
     replace_gave_up,
@@ -302,47 +301,71 @@ class Boto3Uploader(ConditionalPuts):
             found = self._existing(item, object_key, md5_hex)
             if isinstance(found, UploadResult):
                 return found
-            condition: dict[str, str] = {}
-            if found is None:
-                if self._if_none_match:
-                    condition = {"IfNoneMatch": "*"}
-            else:
-                if found.etag and self._if_match:
-                    condition = {"IfMatch": found.etag}
-                logger.info("%s differs from the local copy; overwriting it", location)
+            condition = self._condition(found, location)
             body = params["Body"]
             if hasattr(body, "seek"):
                 body.seek(0)
             try:
                 return self._call("PutObject", object_key, **condition, **params)
             except S3Error as err:
-                if condition and _refused_precondition(err):
-                    continue  # it changed after the HEAD: judge it again
-                if not condition or not conditional_unsupported(err.code, err.status):
+                if not self._judge_again(err, condition):
                     raise
-                self._drop_condition(
-                    "If-Match" if "IfMatch" in condition else "If-None-Match", err.code
-                )
-        raise S3Error(
-            replace_gave_up(location),
+        raise self._gave_up(object_key, "PutObject")
+
+    def _condition(self, found: StaleCopy | None, location: str) -> dict[str, str]:
+        """The write condition for what the HEAD found: ``If-Match`` on a stale copy's ETag,
+        ``If-None-Match: *`` where nothing was, or none once the endpoint refused it."""
+        if found is None:
+            return {"IfNoneMatch": "*"} if self._if_none_match else {}
+        logger.info("%s differs from the local copy; overwriting it", location)
+        return {"IfMatch": found.etag} if found.etag and self._if_match else {}
+
+    def _judge_again(self, err: S3Error, condition: dict[str, str]) -> bool:
+        """Whether a failed conditional write is worth another round: the key changed after
+        the HEAD (refused), or the endpoint cannot evaluate the condition (501, which is then
+        dropped for the rest of the run)."""
+        if condition and _refused_precondition(err):
+            return True
+        if not condition or not conditional_unsupported(err.code, err.status):
+            return False
+        self._drop_condition("If-Match" if "IfMatch" in condition else "If-None-Match", err.code)
+        return True
+
+    def _gave_up(self, object_key: str, operation: str) -> S3Error:
+        return S3Error(
+            replace_gave_up(f"s3://{self.bucket}/{object_key}", operation),
             bucket=self.bucket,
             key=object_key,
-            operation="PutObject",
+            operation=operation,
             code="PreconditionFailed",
             status=412,
         )
 
     def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
         """Bounded memory: one part per worker in memory. The catalog's SHA-256 goes into the
-        metadata up front; if the bytes turn out different the upload is aborted. A stale copy
-        found first is replaced without ``If-Match``: the obstore engine cannot make a multipart
-        completion conditional, and both engines keep one behaviour."""
-        if self.existing != "overwrite":
-            found = self._existing(item, object_key, None)
-            if isinstance(found, UploadResult):
-                return found
-            if found is not None:
-                log_multipart_replace(self.bucket, object_key)
+        metadata up front; if the bytes turn out different the upload is aborted. Unless told
+        to overwrite, the completion is conditional like a single PUT (``If-None-Match: *``
+        where the HEAD found nothing, ``If-Match`` on a stale copy): a refused completion is
+        aborted and the object judged again, for at most ``REPLACE_ROUNDS`` rounds. Parts
+        are sent again then; that only happens when someone writes the key meanwhile."""
+        location = f"s3://{self.bucket}/{object_key}"
+        for _ in range(REPLACE_ROUNDS):
+            condition: dict[str, str] = {}
+            if self.existing != "overwrite":
+                found = self._existing(item, object_key, None)
+                if isinstance(found, UploadResult):
+                    return found
+                condition = self._condition(found, location)
+            try:
+                return self._multipart_once(item, object_key, condition)
+            except S3Error as err:
+                if not self._judge_again(err, condition):
+                    raise
+        raise self._gave_up(object_key, "CompleteMultipartUpload")
+
+    def _multipart_once(
+        self, item: UploadItem, object_key: str, condition: dict[str, str]
+    ) -> UploadResult:
         created = self._call(
             "CreateMultipartUpload",
             object_key,
@@ -361,6 +384,7 @@ class Boto3Uploader(ConditionalPuts):
                 Key=object_key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
+                **condition,
             )
         except BaseException:
             self._abort(object_key, upload_id)

@@ -96,15 +96,6 @@ class ConditionalPuts:
             self._if_none_match = False
 
 
-def log_multipart_replace(bucket: str, object_key: str) -> None:
-    """Say that a stale copy is replaced by a multipart upload, which no condition guards."""
-    logger.info(
-        "s3://%s/%s differs from the local copy; overwriting it (multipart, without If-Match)",
-        bucket,
-        object_key,
-    )
-
-
 #: How many times an engine judges a differing S3 copy and tries to replace it before giving
 #: up with ``s3_error``: each new round means the object changed again between the engine's
 #: HEAD and its PUT.
@@ -231,11 +222,11 @@ def remove_uploaded(client: Any, bucket: str, object_key: str, etag: str | None)
     return f"the copy just uploaded to {where} was deleted again"
 
 
-def replace_gave_up(location: str) -> str:
+def replace_gave_up(location: str, operation: str = "PutObject") -> str:
     """The ``s3_error`` detail when every :data:`REPLACE_ROUNDS` round found a new copy."""
     return (
-        f"PutObject {location} refused: the object changed again between each check and its "
-        f"conditional PUT ({REPLACE_ROUNDS} rounds); left as it is, run the same command again"
+        f"{operation} {location} refused: the object changed again between each check and its "
+        f"conditional write ({REPLACE_ROUNDS} rounds); left as it is, run the same command again"
     )
 
 

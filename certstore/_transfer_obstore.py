@@ -18,13 +18,12 @@ import asyncio
 import atexit
 import collections
 import gc
-import hashlib
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -38,7 +37,6 @@ from certstore._transfer_common import (
     LocalFileProblem,
     StaleCopy,
     VerifyFailed,
-    check_sha256,
     check_size,
     clean_etag,
     conditional_unsupported,
@@ -47,18 +45,14 @@ from certstore._transfer_common import (
     deleted_during_upload,
     existing_matches,
     judge_head,
-    judge_multipart,
     judge_put,
     local_size,
-    log_multipart_replace,
-    md5_hasher,
     read_whole,
     replace_gave_up,
     take_back,
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
-    REASON_LOCAL_MISSING,
     REASON_S3_ERROR,
     REASON_VERIFY_FAILED,
     VERIFIED_EXISTING,
@@ -237,6 +231,9 @@ class ObstoreUploader(ConditionalPuts):
             atexit.register(_settle_before_exit)
         self._busy = threading.Lock()
         self._closed = False
+        #: The boto3 engine that uploads files above ``multipart_threshold`` (made on first use).
+        self._boto3: Any = None
+        self._multipart_lock = threading.Lock()
 
     def upload(
         self, items: Sequence[UploadItem], *, verify_method: str = "etag"
@@ -363,6 +360,8 @@ class ObstoreUploader(ConditionalPuts):
         if self._closed:
             return
         self._closed = True
+        if self._boto3 is not None:
+            self._boto3.close()
         self._loop.close()
         self._loop = None  # type: ignore[assignment]
         self.store = None
@@ -393,7 +392,7 @@ class ObstoreUploader(ConditionalPuts):
             return result
         except LocalFileProblem as problem:
             return failure(item, problem.reason, problem.message)
-        except _S3Failure as err:
+        except (_S3Failure, S3Error) as err:
             return failure(item, REASON_S3_ERROR, str(err))
         except VerifyFailed as err:
             return failure(item, REASON_VERIFY_FAILED, str(err))
@@ -546,66 +545,29 @@ class ObstoreUploader(ConditionalPuts):
         raise _S3Failure(replace_gave_up(location), code="PreconditionFailed", status=412)
 
     async def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
-        """Parts of ``part_size`` read one at a time in a thread; the catalog's SHA-256 goes in
-        the metadata up front and a mismatch found at the end aborts the upload. A stale copy
-        found first is replaced without ``If-Match`` (object_store cannot make a multipart
-        completion conditional)."""
-        from obstore.exceptions import BaseError
-
-        if self.existing != "overwrite":
-            found = await self._existing(item, object_key, None)
-            if isinstance(found, UploadResult):
-                return found
-            if found is not None:
-                log_multipart_replace(self.bucket, object_key)
-        digests: list[bytes] = []
-        sent = [0]
-        try:
-            handle = open(item.path, "rb")  # noqa: SIM115 - closed in parts()
-        except OSError as err:
-            raise LocalFileProblem(
-                f"local file {item.path} vanished: {err}",
-                reason=REASON_LOCAL_MISSING,
-                path=str(item.path),
-            ) from err
-
-        async def parts() -> AsyncIterator[bytes]:
-            sha = hashlib.sha256()
-            with handle:
-                while chunk := await asyncio.to_thread(
-                    _read_hashed, handle, self.part_size, sha, digests
-                ):
-                    sent[0] += len(chunk)
-                    yield chunk
-            check_size(item, sent[0])
-            check_sha256(item, sha.hexdigest())
-
-        attributes = {"Content-Type": content_type(item.key), "sha256": item.sha256.lower()}
+        """Through the boto3 engine's multipart upload, in a thread (boto3 is imported only
+        then). Why: object_store cannot make a multipart completion conditional, and without
+        ``If-None-Match`` / ``If-Match`` there a newer version saved through the router between
+        the check and the completion would be overwritten by the old certificate. Parts are
+        megabytes, so the per-request cost that makes obstore fast for small files does not
+        count here; one implementation of multipart serves both engines."""
         async with self._big:
-            try:
-                response = await self._obstore.put_async(
-                    self.store,
-                    object_key,
-                    parts(),
-                    attributes=attributes,
-                    use_multipart=True,
-                    chunk_size=self.part_size,
-                    max_concurrency=2,
+            return await asyncio.to_thread(self._multipart_engine()._multipart, item, object_key)
+
+    def _multipart_engine(self) -> Any:
+        with self._multipart_lock:
+            if self._boto3 is None:
+                from certstore._transfer_boto3 import Boto3Uploader
+
+                self._boto3 = Boto3Uploader(
+                    self._settings,
+                    workers=1,
+                    metrics=self.metrics,
+                    multipart_threshold=self.multipart_threshold,
+                    part_size=self.part_size,
+                    existing=self.existing,
                 )
-            except (BaseError, OSError) as err:
-                raise self._error("MultipartUpload", object_key, err) from err
-        verified_by, problem = judge_multipart(response.get("e_tag"), digests)
-        await self._unless_deleted_meanwhile(item, object_key, response.get("e_tag"))
-        if verified_by is None:
-            raise VerifyFailed(f"s3://{self.bucket}/{object_key}: {problem}")
-        return UploadResult(
-            item,
-            True,
-            None,
-            etag=clean_etag(response.get("e_tag")),
-            verified_by=verified_by,
-            bytes_sent=sent[0],
-        )
+            return self._boto3
 
     async def _head_verify(self, result: UploadResult, object_key: str) -> UploadResult:
         stored = await self._stored(object_key)
@@ -613,13 +575,3 @@ class ObstoreUploader(ConditionalPuts):
         return judge_head(
             result, f"s3://{self.bucket}/{object_key}", size, attributes.get("sha256")
         )
-
-
-def _read_hashed(handle: Any, size: int, sha: Any, digests: list[bytes]) -> bytes:
-    chunk: bytes = handle.read(size)
-    if chunk:
-        sha.update(chunk)
-        md5 = md5_hasher()
-        md5.update(chunk)
-        digests.append(md5.digest())
-    return chunk

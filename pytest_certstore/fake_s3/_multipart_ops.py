@@ -21,6 +21,7 @@ from pytest_certstore.fake_s3._errors import (
 )
 from pytest_certstore.fake_s3._object_ops import (
     check_key,
+    check_write_conditions,
     object_attributes,
     reject_unsupported_headers,
 )
@@ -114,7 +115,9 @@ def upload_part(store: Store, req: S3Request) -> Reply:
 
 
 def complete_multipart_upload(store: Store, req: S3Request, min_part_size: int) -> Reply:
-    """CompleteMultipartUpload: order, ETags and sizes checked; ETag is md5-of-md5s-N."""
+    """CompleteMultipartUpload: order, ETags and sizes checked; ETag is md5-of-md5s-N;
+    ``If-None-Match`` / ``If-Match`` honoured as on PutObject (a refused completion leaves the
+    upload open, as S3 does, to be completed again or aborted)."""
     upload_id = req.query.get("uploadId", "")
     key = req.key or ""
     root = parse_xml(req.body, "CompleteMultipartUpload")
@@ -190,6 +193,7 @@ def complete_multipart_upload(store: Store, req: S3Request, min_part_size: int) 
             checksum,
             parts_count=count,
         )
+        check_write_conditions(req, key, bucket.objects.get(key))
         bucket.objects[key] = obj
         del bucket.uploads[upload_id]
     inner = (

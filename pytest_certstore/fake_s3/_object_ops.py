@@ -31,6 +31,7 @@ from pytest_certstore.fake_s3._xml import (
 
 __all__ = [
     "check_key",
+    "check_write_conditions",
     "copy_object",
     "delete_object",
     "delete_objects",
@@ -153,20 +154,26 @@ def put_object(store: Store, req: S3Request) -> Reply:
         checksum = (algorithm, _checksums.b64(raw))
         headers[f"x-amz-checksum-{algorithm}"] = checksum[1]
     obj = StoredObject(key, req.body, etag, now(), content_type, metadata, stored, checksum)
-    if_none = req.headers.get("if-none-match")
-    if_match = req.headers.get("if-match")
     with store.lock:
         bucket = store.bucket(req.bucket or "")
-        current = bucket.objects.get(key)
-        if if_none is not None and current is not None and if_none.strip() == "*":
-            raise _precondition_failed("If-None-Match")
-        if if_match is not None:
-            if current is None:
-                raise no_such_key(key)
-            if not _etag_matches(if_match, current.etag):
-                raise _precondition_failed("If-Match")
+        check_write_conditions(req, key, bucket.objects.get(key))
         bucket.objects[key] = obj
     return Reply(200, headers)
+
+
+def check_write_conditions(req: S3Request, key: str, current: StoredObject | None) -> None:
+    """S3's conditional writes (PutObject, CompleteMultipartUpload): ``If-None-Match: *``
+    refuses an existing key (412), ``If-Match`` a missing key (404 NoSuchKey) or another
+    ETag (412). Called under the store's lock, so the check and the write are one step."""
+    if_none = req.headers.get("if-none-match")
+    if_match = req.headers.get("if-match")
+    if if_none is not None and current is not None and if_none.strip() == "*":
+        raise _precondition_failed("If-None-Match")
+    if if_match is not None:
+        if current is None:
+            raise no_such_key(key)
+        if not _etag_matches(if_match, current.etag):
+            raise _precondition_failed("If-Match")
 
 
 def _check_conditions(req: S3Request, obj: StoredObject) -> None:

@@ -1003,8 +1003,9 @@ def test_a_multipart_certificate_deleted_during_its_upload_is_not_put_back(
     http_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import certstore._transfer_boto3 as module  # both engines upload multipart through it
+
     item = _item(media_root, "big/revoked.pdf", b"%PDF" + bytes(6 * MiB))
-    module = _engine_module(engine)
     real_judge = module.judge_multipart
 
     def router_deletes_then_judge(*args: Any) -> Any:
@@ -1023,6 +1024,161 @@ def test_a_multipart_certificate_deleted_during_its_upload_is_not_put_back(
     result = results["big/revoked.pdf"]
     assert not result.ok and result.reason == "local_missing", result
     assert _keys(http_client, http_bucket) == []
+
+
+def _saving_while_parts_go_up(
+    monkeypatch: pytest.MonkeyPatch, save: Any, rounds: int = 1
+) -> list[int]:
+    """Run ``save(round)`` after the parts of each of the first ``rounds`` multipart uploads
+    are sent, before the completion (both engines upload multipart through the boto3 code)."""
+    real_send = Boto3Uploader._send_parts
+    sent: list[int] = []
+
+    def send_then_save(self: Boto3Uploader, *args: Any) -> Any:
+        parts = real_send(self, *args)
+        sent.append(1)
+        if len(sent) <= rounds:
+            save(len(sent))
+        return parts
+
+    monkeypatch.setattr(Boto3Uploader, "_send_parts", send_then_save)
+    return sent
+
+
+@pytest.mark.parametrize("existing", ["conditional", "head", "replace"])
+def test_a_save_during_a_multipart_create_is_not_undone(
+    settings: Settings,
+    engine: str,
+    existing: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The HEAD finds nothing, and while the parts go up a client saves a newer version
+    through the router (local file, then S3). The completion carries ``If-None-Match: *``, so
+    S3 refuses it; the upload is aborted and judged again, the local file has changed:
+    ``local_changed``, S3 keeps the newer version and no upload is left open."""
+    item = _item(media_root, "big/new.pdf", b"%PDF version 1" + bytes(6 * MiB))
+    newer = b"%PDF version 2, saved while the parts went up"
+
+    def router_saves(_round: int) -> None:
+        item.path.write_bytes(newer)
+        _put_with_sha256(http_client, http_bucket, "big/new.pdf", newer)
+
+    sent = _saving_while_parts_go_up(monkeypatch, router_saves)
+    result = _run_once(
+        settings,
+        engine,
+        [item],
+        workers=1,
+        existing=existing,
+        multipart_threshold=5 * MiB,
+        part_size=5 * MiB,
+    )["big/new.pdf"]
+    assert not result.ok and result.reason == "local_changed", result
+    assert len(sent) == 1
+    assert _stored(http_client, http_bucket, "big/new.pdf")[0] == newer
+    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("writer", ["router saves", "stale again once", "stale every round"])
+def test_a_multipart_overwrite_replaces_only_the_copy_it_judged(
+    s3: Any, settings: Settings, media_root: Path, writer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale copy is replaced by a multipart upload whose completion carries ``If-Match``
+    on the stale copy's ETag. A save through the router while the parts go up makes S3
+    refuse it (``local_changed``, S3 keeps the newer version); another stale copy is judged
+    again and replaced; one that changes every round ends in ``s3_error`` and is left alone.
+    On the in-process fake: moto ignores ``If-Match`` on CompleteMultipartUpload. The obstore
+    engine runs this same code (see the test above, which runs both engines)."""
+    from certstore._transfer_common import REPLACE_ROUNDS
+
+    catalogued = b"%PDF the catalogued certificate" + bytes(6 * MiB)
+    item = _item(media_root, "big/stale.pdf", catalogued)
+    key = "certificates/big/stale.pdf"
+    s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"stale", Metadata={"sha256": "0" * 64})
+    newer = b"%PDF version 2, saved while the parts went up"
+
+    def someone_writes(round_: int) -> None:
+        if writer == "router saves":
+            item.path.write_bytes(newer)
+            s3.client.put_object(Bucket=s3.bucket, Key=key, Body=newer)
+        else:
+            s3.client.put_object(Bucket=s3.bucket, Key=key, Body=f"stale {round_}".encode())
+
+    rounds = {"router saves": 1, "stale again once": 1, "stale every round": REPLACE_ROUNDS}
+    sent = _saving_while_parts_go_up(monkeypatch, someone_writes, rounds[writer])
+    up = Boto3Uploader(
+        replace(settings, bucket=s3.bucket),
+        client=s3.client,
+        workers=1,
+        existing="head",
+        multipart_threshold=5 * MiB,
+        part_size=5 * MiB,
+    )
+    try:
+        result = _run(up, [item])["big/stale.pdf"]
+    finally:
+        up.close()
+    stored = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+    assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    if writer == "router saves":
+        assert not result.ok and result.reason == "local_changed", result
+        assert (stored, len(sent)) == (newer, 1)
+    elif writer == "stale again once":
+        assert result.ok and result.verified_by == "etag-md5", result
+        assert (stored, len(sent)) == (catalogued, 2)
+    else:
+        assert not result.ok and result.reason == "s3_error", result
+        assert "CompleteMultipartUpload" in result.detail and "changed again" in result.detail
+        assert (stored, len(sent)) == (f"stale {REPLACE_ROUNDS}".encode(), REPLACE_ROUNDS)
+
+
+@pytest.mark.parametrize("condition", ["If-Match", "If-None-Match"])
+def test_endpoint_without_conditional_completions_still_gets_big_files(
+    s3_fault_proxy: Any,
+    engine: str,
+    condition: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that answers 501 to a condition on CompleteMultipartUpload still gets the
+    file (a stale copy replaced, a missing one created), with one warning; the condition is
+    dropped for the rest of the run."""
+    item = _item(tmp_path, "big/old.pdf", b"%PDF" + bytes(6 * MiB))
+    if condition == "If-Match":
+        s3_fault_proxy.client.put_object(
+            Bucket=s3_fault_proxy.bucket,
+            Key="certificates/big/old.pdf",
+            Body=b"stale",
+            Metadata={"sha256": "0" * 64},
+        )
+    up = make_uploader(
+        _proxy_settings(s3_fault_proxy),
+        engine=engine,
+        workers=1,
+        existing="head",
+        multipart_threshold=5 * MiB,
+        part_size=5 * MiB,
+    )
+    s3_fault_proxy.inject("NotImplemented", "CompleteMultipartUpload", times=1)
+    try:
+        with caplog.at_level("WARNING"):
+            result = _run(up, [item])["big/old.pdf"]
+        multipart = up._boto3 if engine == "obstore" else up
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    flag = "_if_match" if condition == "If-Match" else "_if_none_match"
+    assert getattr(multipart, flag) is False
+    assert f"refuses {condition}" in caplog.text
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
+    )
+    assert stored["Body"].read() == item.path.read_bytes()
+    uploads = s3_fault_proxy.client.list_multipart_uploads(Bucket=s3_fault_proxy.bucket)
+    assert uploads.get("Uploads", []) == []
 
 
 def test_only_a_missing_file_counts_as_deleted(tmp_path: Path) -> None:

@@ -414,6 +414,33 @@ def test_multipart_upload_complete(client: Any, bucket: str) -> None:
     assert error_of(excinfo) == ("NoSuchUpload", 404)
 
 
+def test_multipart_completion_honours_write_conditions(client: Any, bucket: str) -> None:
+    """As on PutObject: ``If-None-Match: *`` refuses an existing key, ``If-Match`` another
+    ETag (412) or a missing key (404); a refused completion leaves the upload open."""
+    parts = [b"c" * MIN_PART_SIZE, b"last"]
+    upload_id, done = _upload_parts(client, bucket, "cond.bin", parts)
+    complete = {"Bucket": bucket, "Key": "cond.bin", "UploadId": upload_id}
+    with pytest.raises(ClientError) as excinfo:
+        client.complete_multipart_upload(
+            **complete, MultipartUpload={"Parts": done}, IfMatch='"0000"'
+        )
+    assert error_of(excinfo) == ("NoSuchKey", 404)
+    old = client.put_object(Bucket=bucket, Key="cond.bin", Body=b"old")["ETag"]
+    with pytest.raises(ClientError) as excinfo:
+        client.complete_multipart_upload(
+            **complete, MultipartUpload={"Parts": done}, IfNoneMatch="*"
+        )
+    assert error_of(excinfo) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as excinfo:
+        client.complete_multipart_upload(
+            **complete, MultipartUpload={"Parts": done}, IfMatch='"0000"'
+        )
+    assert error_of(excinfo) == ("PreconditionFailed", 412)
+    assert client.get_object(Bucket=bucket, Key="cond.bin")["Body"].read() == b"old"
+    client.complete_multipart_upload(**complete, MultipartUpload={"Parts": done}, IfMatch=old)
+    assert client.get_object(Bucket=bucket, Key="cond.bin")["Body"].read() == b"".join(parts)
+
+
 def test_multipart_with_sha256_gives_composite_checksum(client: Any, bucket: str) -> None:
     parts = [b"b" * MIN_PART_SIZE, b"end"]
     upload_id, done = _upload_parts(client, bucket, "sum.bin", parts, ChecksumAlgorithm="SHA256")
