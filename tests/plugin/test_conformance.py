@@ -254,40 +254,35 @@ def test_multipart_etag_is_md5_of_part_md5s_with_count(target: Any) -> None:
     assert target.client.get_object(Bucket=target.bucket, Key=key)["Body"].read() == b"".join(parts)
 
 
-def test_multipart_completion_if_none_match_refuses_an_existing_key(target: Any) -> None:
-    key = target.key("cond-new.bin")
+def _refused_completion(target: Any, name: str, **condition: str) -> None:
+    """Complete an upload under a key someone wrote meanwhile, with ``condition``: 412, the
+    key keeps what was written, and the upload stays open (aborted here)."""
+    key = target.key(name)
     upload_id, done = _start_upload(target, key, [os.urandom(MIN_PART_SIZE), b"tail"])
-    target.client.put_object(Bucket=target.bucket, Key=key, Body=b"there first")
+    target.client.put_object(Bucket=target.bucket, Key=key, Body=b"written meanwhile")
     with pytest.raises(ClientError) as excinfo:
         target.client.complete_multipart_upload(
             Bucket=target.bucket,
             Key=key,
             UploadId=upload_id,
             MultipartUpload={"Parts": done},
-            IfNoneMatch="*",
+            **condition,
         )
     assert error_of(excinfo) == ("PreconditionFailed", 412)
-    assert target.client.get_object(Bucket=target.bucket, Key=key)["Body"].read() == b"there first"
+    got = target.client.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+    assert got == b"written meanwhile"
     target.client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+
+
+def test_multipart_completion_if_none_match_refuses_an_existing_key(target: Any) -> None:
+    _refused_completion(target, "cond-new.bin", IfNoneMatch="*")
 
 
 def test_multipart_completion_if_match_refuses_another_etag(
     target: Any, deviation: Callable[..., None]
 ) -> None:
     deviation(target, "moto", "server", reason="moto ignores If-Match on CompleteMultipartUpload")
-    key = target.key("cond-old.bin")
-    upload_id, done = _start_upload(target, key, [os.urandom(MIN_PART_SIZE), b"tail"])
-    target.client.put_object(Bucket=target.bucket, Key=key, Body=b"changed meanwhile")
-    with pytest.raises(ClientError) as excinfo:
-        target.client.complete_multipart_upload(
-            Bucket=target.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": done},
-            IfMatch='"0123456789abcdef0123456789abcdef"',
-        )
-    assert error_of(excinfo) == ("PreconditionFailed", 412)
-    target.client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+    _refused_completion(target, "cond-old.bin", IfMatch='"0123456789abcdef0123456789abcdef"')
 
 
 def test_multipart_errors(target: Any) -> None:
