@@ -240,6 +240,37 @@ def test_multipart_upload_is_verified(
     assert body == data and response["Metadata"]["sha256"] == item.sha256
 
 
+def test_a_big_file_goes_up_in_bounded_memory(
+    settings: Settings, engine: str, tmp_path: Path, http_client: Any, http_bucket: str
+) -> None:
+    """A file several times the part size never sits in memory whole: the peak of Python's
+    allocations while it uploads stays within a few parts (here 48 MiB in 5 MiB parts)."""
+    import tracemalloc
+
+    size, part = 48 * MiB, 5 * MiB
+    path = tmp_path / "big" / "archive.pdf"
+    path.parent.mkdir()
+    sha = hashlib.sha256()
+    with path.open("wb") as out:
+        for number in range(size // MiB):
+            block = hashlib.sha512(str(number).encode()).digest() * (MiB // 64)
+            sha.update(block)
+            out.write(block)
+    item = UploadItem("big/archive.pdf", path, sha.hexdigest(), size)
+    up = make_uploader(settings, engine=engine, workers=2, multipart_threshold=part, part_size=part)
+    tracemalloc.start()
+    try:
+        result = _run(up, [item])["big/archive.pdf"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        up.close()
+    assert result.ok and result.etag and result.etag.endswith("-10"), result
+    assert peak < 4 * part, f"peak {peak / MiB:.1f} MiB for a {size // MiB} MiB file"
+    head = http_client.head_object(Bucket=http_bucket, Key="certificates/big/archive.pdf")
+    assert head["ContentLength"] == size
+
+
 def test_multipart_changed_file_is_aborted(
     settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
 ) -> None:
