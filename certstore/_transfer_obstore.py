@@ -552,7 +552,12 @@ class ObstoreUploader(ConditionalPuts):
         megabytes, so the per-request cost that makes obstore fast for small files does not
         count here; one implementation of multipart serves both engines."""
         async with self._big:
-            return await asyncio.to_thread(self._multipart_engine()._multipart, item, object_key)
+            return await asyncio.to_thread(self._multipart_in_thread, item, object_key)
+
+    def _multipart_in_thread(self, item: UploadItem, object_key: str) -> UploadResult:
+        # The boto3 engine is made here, off the loop: importing boto3 takes a while.
+        result: UploadResult = self._multipart_engine()._multipart(item, object_key)
+        return result
 
     def _multipart_engine(self) -> Any:
         with self._multipart_lock:
