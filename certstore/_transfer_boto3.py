@@ -342,7 +342,7 @@ class Boto3Uploader(ConditionalPuts):
         )
 
     def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
-        """Bounded memory: one part per worker in memory. The catalog's SHA-256 goes into the
+        """Bounded memory: parts are read and sent one at a time. The catalog's SHA-256 goes into the
         metadata up front; if the bytes turn out different the upload is aborted. Unless told
         to overwrite, the completion is conditional like a single PUT (``If-None-Match: *``
         where the HEAD found nothing, ``If-Match`` on a stale copy): a refused completion is
