@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,47 @@ def test_remove_bucket_leaves_the_server_as_it_was(bench: ModuleType, s3) -> Non
         client.head_bucket(Bucket=bucket)
     assert gone.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
     assert bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}
+
+
+class _LaggingServer:
+    """The fake's client, except that DeleteBucket answers ``BucketNotEmpty`` ``lag`` times
+    although the bucket is empty (what ``rclone serve s3`` once did, its directory cache
+    behind the deletes)."""
+
+    def __init__(self, client: Any, lag: int) -> None:
+        self._client = client
+        self.lag = lag
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def delete_bucket(self, **params: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if self.refused < self.lag:
+            self.refused += 1
+            raise ClientError(
+                {"Error": {"Code": "BucketNotEmpty", "Message": "not empty"}}, "DeleteBucket"
+            )
+        return self._client.delete_bucket(**params)
+
+
+def test_remove_bucket_retries_a_server_whose_listing_is_ahead(
+    bench: ModuleType, s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench.time, "sleep", lambda _seconds: None)
+    bucket = "bench-0002-certstore"
+    s3.client.create_bucket(Bucket=bucket)
+    s3.client.put_object(Bucket=bucket, Key="certificates/a.pdf", Body=b"x")
+    lagging = _LaggingServer(s3.client, lag=2)
+    assert bench.remove_bucket(lagging, bucket) is True
+    assert lagging.refused == 2
+    assert bucket not in {b["Name"] for b in s3.client.list_buckets()["Buckets"]}
+
+    s3.client.create_bucket(Bucket=bucket)
+    stuck = _LaggingServer(s3.client, lag=bench.REMOVE_ATTEMPTS)
+    assert bench.remove_bucket(stuck, bucket) is False
+    assert f"bucket {bucket} still answers BucketNotEmpty" in capsys.readouterr().err
+    assert stuck.refused == bench.REMOVE_ATTEMPTS
+    s3.client.delete_bucket(Bucket=bucket)
