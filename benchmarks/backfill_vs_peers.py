@@ -332,8 +332,8 @@ def remove_bucket(client: Any, bucket: str) -> bool:
     caches every folder listing it has served; each run made the next one slower, by a third
     on moto between the first and last repetition, so a tool's figure depended on its place
     in the order rather than on the tool. ``rclone serve s3`` once answered
-    ``BucketNotEmpty`` right after a listing came back empty (its directory cache lags the
-    deletes): that is retried, and if it persists one leftover bucket skews nothing, so the
+    ``BucketNotEmpty`` right after a listing came back empty (not reproduced in 11 more
+    tries; its directory cache lagging the deletes is a guess): that is retried, and if it persists one leftover bucket skews nothing, so the
     benchmark goes on rather than losing every figure measured so far.
     """
     from botocore.exceptions import ClientError
