@@ -333,8 +333,9 @@ def remove_bucket(client: Any, bucket: str) -> bool:
     on moto between the first and last repetition, so a tool's figure depended on its place
     in the order rather than on the tool. ``rclone serve s3`` once answered
     ``BucketNotEmpty`` right after a listing came back empty (not reproduced in 11 more
-    tries; its directory cache lagging the deletes is a guess): that is retried, and if it persists one leftover bucket skews nothing, so the
-    benchmark goes on rather than losing every figure measured so far.
+    tries; its directory cache lagging the deletes is a guess): that is retried, and if it
+    persists one leftover bucket skews nothing, so the benchmark goes on rather than losing
+    every figure measured so far.
     """
     from botocore.exceptions import ClientError
 

@@ -342,12 +342,13 @@ class Boto3Uploader(ConditionalPuts):
         )
 
     def _multipart(self, item: UploadItem, object_key: str) -> UploadResult:
-        """Bounded memory: parts are read and sent one at a time. The catalog's SHA-256 goes into the
-        metadata up front; if the bytes turn out different the upload is aborted. Unless told
-        to overwrite, the completion is conditional like a single PUT (``If-None-Match: *``
-        where the HEAD found nothing, ``If-Match`` on a stale copy): a refused completion is
-        aborted and the object judged again, for at most ``REPLACE_ROUNDS`` rounds. Parts
-        are sent again then; that only happens when someone writes the key meanwhile."""
+        """Bounded memory: parts are read and sent one at a time. The catalog's SHA-256 goes
+        into the metadata up front; if the bytes turn out different the upload is aborted.
+        Unless told to overwrite, the completion is conditional like a single PUT
+        (``If-None-Match: *`` where the HEAD found nothing, ``If-Match`` on a stale copy): a
+        refused completion is aborted and the object judged again, for at most
+        ``REPLACE_ROUNDS`` rounds. Parts are sent again then; that only happens when someone
+        writes the key meanwhile."""
         location = f"s3://{self.bucket}/{object_key}"
         for _ in range(REPLACE_ROUNDS):
             condition: dict[str, str] = {}
