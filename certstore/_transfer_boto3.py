@@ -35,6 +35,7 @@ from certstore._transfer_common import (
     judge_head,
     judge_multipart,
     judge_put,
+    local_read_problem,
     local_size,
     md5_hasher,
     read_whole,
@@ -312,13 +313,18 @@ class Boto3Uploader(ConditionalPuts):
                     raise
         raise self._gave_up(object_key, "PutObject")
 
-    def _condition(self, found: StaleCopy | None, location: str) -> dict[str, str]:
+    def _condition(
+        self, found: StaleCopy | None, location: str, *, completion: bool = False
+    ) -> dict[str, str]:
         """The write condition for what the HEAD found: ``If-Match`` on a stale copy's ETag,
-        ``If-None-Match: *`` where nothing was, or none once the endpoint refused it."""
+        ``If-None-Match: *`` where nothing was, or none once the endpoint refused it (on PUT,
+        or on CompleteMultipartUpload with ``completion``)."""
+        if_match = self._completion_if_match if completion else self._if_match
+        if_none_match = self._completion_if_none_match if completion else self._if_none_match
         if found is None:
-            return {"IfNoneMatch": "*"} if self._if_none_match else {}
+            return {"IfNoneMatch": "*"} if if_none_match else {}
         logger.info("%s differs from the local copy; overwriting it", location)
-        return {"IfMatch": found.etag} if found.etag and self._if_match else {}
+        return {"IfMatch": found.etag} if found.etag and if_match else {}
 
     def _judge_again(self, err: S3Error, condition: dict[str, str]) -> bool:
         """Whether a failed conditional write is worth another round: the key changed after
@@ -356,11 +362,16 @@ class Boto3Uploader(ConditionalPuts):
                 found = self._existing(item, object_key, None)
                 if isinstance(found, UploadResult):
                     return found
-                condition = self._condition(found, location)
+                condition = self._condition(found, location, completion=True)
             try:
                 return self._multipart_once(item, object_key, condition)
             except S3Error as err:
-                if not self._judge_again(err, condition):
+                refused = (
+                    condition
+                    and err.operation == "CompleteMultipartUpload"
+                    and _refused_precondition(err)
+                )
+                if not refused:
                     raise
         raise self._gave_up(object_key, "CompleteMultipartUpload")
 
@@ -378,15 +389,7 @@ class Boto3Uploader(ConditionalPuts):
         upload_id = created["UploadId"]
         try:
             parts, digests, sent = self._send_parts(item, object_key, upload_id)
-            completed = self._call(
-                "CompleteMultipartUpload",
-                object_key,
-                Bucket=self.bucket,
-                Key=object_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                **condition,
-            )
+            completed = self._complete(object_key, upload_id, parts, condition)
         except BaseException:
             self._abort(object_key, upload_id)
             raise
@@ -403,6 +406,30 @@ class Boto3Uploader(ConditionalPuts):
             bytes_sent=sent,
         )
 
+    def _complete(
+        self,
+        object_key: str,
+        upload_id: str,
+        parts: list[dict[str, Any]],
+        condition: dict[str, str],
+    ) -> dict[str, Any]:
+        """CompleteMultipartUpload with ``condition``; an endpoint that cannot evaluate it
+        (501) has the same upload completed without it, so no part is sent twice."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": object_key,
+            "UploadId": upload_id,
+            "MultipartUpload": {"Parts": parts},
+        }
+        try:
+            return self._call("CompleteMultipartUpload", object_key, **params, **condition)
+        except S3Error as err:
+            if not condition or not conditional_unsupported(err.code, err.status):
+                raise
+            header = "If-Match" if "IfMatch" in condition else "If-None-Match"
+            self._drop_completion_condition(header, err.code)
+        return self._call("CompleteMultipartUpload", object_key, **params)
+
     def _send_parts(
         self, item: UploadItem, object_key: str, upload_id: str
     ) -> tuple[list[dict[str, Any]], list[bytes], int]:
@@ -413,14 +440,10 @@ class Boto3Uploader(ConditionalPuts):
         try:
             handle = open(item.path, "rb")  # noqa: SIM115 - closed below
         except OSError as err:
-            raise LocalFileProblem(
-                f"local file {item.path} vanished: {err}",
-                reason=REASON_LOCAL_MISSING,
-                path=str(item.path),
-            ) from err
+            raise local_read_problem(item, err) from err
         with handle:
             number = 0
-            while chunk := handle.read(self.part_size):
+            while chunk := _read_part(item, handle, self.part_size):
                 number += 1
                 sha.update(chunk)
                 digest = md5_hasher()
@@ -495,3 +518,13 @@ def _refused_precondition(err: S3Error) -> bool:
         "NoSuchKey",
         "ConditionalRequestConflict",
     )
+
+
+def _read_part(item: UploadItem, handle: Any, size: int) -> bytes:
+    """The next part; a read error (EIO on a network share) is the file's problem, reported
+    for this item, not an error that stops the run."""
+    try:
+        chunk: bytes = handle.read(size)
+    except OSError as err:
+        raise local_read_problem(item, err) from err
+    return chunk

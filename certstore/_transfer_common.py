@@ -70,6 +70,10 @@ class ConditionalPuts:
     #: ``If-None-Match: *``, until the endpoint refuses them (501).
     _if_match: bool = True
     _if_none_match: bool = True
+    #: The same two conditions on CompleteMultipartUpload, learned apart: an endpoint may
+    #: support them on PUT and not there (or the other way round).
+    _completion_if_match: bool = True
+    _completion_if_none_match: bool = True
 
     def _fall_back_to_head(self, code: str | None) -> None:
         """The endpoint answered 501 to ``If-None-Match: *`` on PUT: check for existing
@@ -94,6 +98,20 @@ class ConditionalPuts:
             self._if_match = False
         else:
             self._if_none_match = False
+
+    def _drop_completion_condition(self, header: str, code: str | None) -> None:
+        """The endpoint answered 501 to ``header`` on CompleteMultipartUpload: complete
+        without it from now on (PUTs keep theirs)."""
+        logger.warning(
+            "the endpoint refuses %s on CompleteMultipartUpload (%s); completing multipart "
+            "uploads without it from now on",
+            header,
+            code,
+        )
+        if header == "If-Match":
+            self._completion_if_match = False
+        else:
+            self._completion_if_none_match = False
 
 
 #: How many times an engine judges a differing S3 copy and tries to replace it before giving
@@ -314,7 +332,8 @@ def multipart_etag(part_md5s: Sequence[bytes]) -> str:
     return f"{hashlib.md5(b''.join(part_md5s), usedforsecurity=False).hexdigest()}-{len(part_md5s)}"
 
 
-def _open_problem(item: UploadItem, err: OSError) -> LocalFileProblem:
+def local_read_problem(item: UploadItem, err: OSError) -> LocalFileProblem:
+    """What to report when the local file cannot be opened or read (``local_missing``)."""
     if isinstance(err, FileNotFoundError | NotADirectoryError):
         detail = f"local file {item.path} does not exist"
     else:
@@ -354,7 +373,7 @@ def confirm_unchanged(item: UploadItem) -> None:
     try:
         size, sha256 = file_sha256(item.path)
     except OSError as err:
-        raise _open_problem(item, err) from err
+        raise local_read_problem(item, err) from err
     if size != item.size or sha256 != item.sha256.lower():
         raise _changed(
             item,
@@ -379,7 +398,7 @@ def local_size(item: UploadItem) -> int:
     try:
         stat = os.stat(item.path)
     except OSError as err:
-        raise _open_problem(item, err) from err
+        raise local_read_problem(item, err) from err
     if not _is_regular(stat.st_mode):
         raise LocalFileProblem(
             f"local path {item.path} is not a regular file",
@@ -404,7 +423,7 @@ def read_whole(item: UploadItem) -> LocalData:
     try:
         fd = os.open(item.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
-        raise _open_problem(item, err) from err
+        raise local_read_problem(item, err) from err
     try:
         stat = os.fstat(fd)
         if not _is_regular(stat.st_mode):
@@ -424,7 +443,7 @@ def read_whole(item: UploadItem) -> LocalData:
                 break
             data += more
     except OSError as err:
-        raise _open_problem(item, err) from err
+        raise local_read_problem(item, err) from err
     finally:
         os.close(fd)
     check_size(item, len(data))
@@ -459,7 +478,7 @@ def hash_file(item: UploadItem) -> tuple[str, str]:
                     md5.update(chunk)
                 size += len(chunk)
     except OSError as err:
-        raise _open_problem(item, err) from err
+        raise local_read_problem(item, err) from err
     check_size(item, size)
     check_sha256(item, sha.hexdigest())
     return sha.hexdigest(), recorded or md5.hexdigest()  # type: ignore[union-attr]

@@ -1166,6 +1166,29 @@ def test_a_multipart_overwrite_replaces_only_the_copy_it_judged(
         assert (stored, len(sent)) == (f"stale {REPLACE_ROUNDS}".encode(), REPLACE_ROUNDS)
 
 
+def _big_stale_copy(proxy: Any, tmp_path: Path, stale: bool) -> UploadItem:
+    item = _item(tmp_path, "big/old.pdf", b"%PDF" + bytes(6 * MiB))
+    if stale:
+        proxy.client.put_object(
+            Bucket=proxy.bucket,
+            Key="certificates/big/old.pdf",
+            Body=b"stale",
+            Metadata={"sha256": "0" * 64},
+        )
+    return item
+
+
+def _multipart_uploader(proxy: Any, engine: str) -> Any:
+    return make_uploader(
+        _proxy_settings(proxy),
+        engine=engine,
+        workers=1,
+        existing="head",
+        multipart_threshold=5 * MiB,
+        part_size=5 * MiB,
+    )
+
+
 @pytest.mark.parametrize("condition", ["If-Match", "If-None-Match"])
 def test_endpoint_without_conditional_completions_still_gets_big_files(
     s3_fault_proxy: Any,
@@ -1173,26 +1196,15 @@ def test_endpoint_without_conditional_completions_still_gets_big_files(
     condition: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A server that answers 501 to a condition on CompleteMultipartUpload still gets the
-    file (a stale copy replaced, a missing one created), with one warning; the condition is
-    dropped for the rest of the run."""
-    item = _item(tmp_path, "big/old.pdf", b"%PDF" + bytes(6 * MiB))
-    if condition == "If-Match":
-        s3_fault_proxy.client.put_object(
-            Bucket=s3_fault_proxy.bucket,
-            Key="certificates/big/old.pdf",
-            Body=b"stale",
-            Metadata={"sha256": "0" * 64},
-        )
-    up = make_uploader(
-        _proxy_settings(s3_fault_proxy),
-        engine=engine,
-        workers=1,
-        existing="head",
-        multipart_threshold=5 * MiB,
-        part_size=5 * MiB,
-    )
+    file (a stale copy replaced, a missing one created), with one warning: the same upload
+    is completed without the condition (no part is sent twice), completions go without it
+    from then on, and PUTs keep their conditions."""
+    item = _big_stale_copy(s3_fault_proxy, tmp_path, stale=condition == "If-Match")
+    sent = _saving_while_parts_go_up(monkeypatch, lambda _round: None, rounds=0)
+    up = _multipart_uploader(s3_fault_proxy, engine)
     s3_fault_proxy.inject("NotImplemented", "CompleteMultipartUpload", times=1)
     try:
         with caplog.at_level("WARNING"):
@@ -1201,15 +1213,90 @@ def test_endpoint_without_conditional_completions_still_gets_big_files(
     finally:
         up.close()
     assert result.ok and result.verified_by == "etag-md5", result
-    flag = "_if_match" if condition == "If-Match" else "_if_none_match"
-    assert getattr(multipart, flag) is False
-    assert f"refuses {condition}" in caplog.text
+    assert len(sent) == 1
+    flag = "if_match" if condition == "If-Match" else "if_none_match"
+    assert getattr(multipart, f"_completion_{flag}") is False
+    assert (multipart._if_match, multipart._if_none_match) == (True, True)
+    assert f"refuses {condition} on CompleteMultipartUpload" in caplog.text
     stored = s3_fault_proxy.client.get_object(
         Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
     )
     assert stored["Body"].read() == item.path.read_bytes()
     uploads = s3_fault_proxy.client.list_multipart_uploads(Bucket=s3_fault_proxy.bucket)
     assert uploads.get("Uploads", []) == []
+
+
+def test_a_failed_part_keeps_every_condition(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    """A 501 (or any error) on UploadPart says nothing about conditions: the file is an
+    ``s3_error``, its upload is aborted, the stale copy stays, and every condition stays on."""
+    item = _big_stale_copy(s3_fault_proxy, tmp_path, stale=True)
+    up = _multipart_uploader(s3_fault_proxy, engine)
+    s3_fault_proxy.inject("NotImplemented", "UploadPart", times=1)
+    try:
+        result = _run(up, [item])["big/old.pdf"]
+        multipart = up._boto3 if engine == "obstore" else up
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "s3_error" and "UploadPart" in result.detail
+    flags = ("_if_match", "_if_none_match", "_completion_if_match", "_completion_if_none_match")
+    assert all(getattr(multipart, flag) for flag in flags)
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
+    )
+    assert stored["Body"].read() == b"stale"
+    uploads = s3_fault_proxy.client.list_multipart_uploads(Bucket=s3_fault_proxy.bucket)
+    assert uploads.get("Uploads", []) == []
+
+
+def test_a_read_error_in_a_big_file_is_that_files_result(
+    settings: Settings,
+    engine: str,
+    media_root: Path,
+    http_client: Any,
+    http_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EIO halfway through a big file (a network share going away) is reported for that
+    file (``local_missing``, "cannot be read"), its upload aborted; the run goes on."""
+    import builtins
+    import errno
+
+    import certstore._transfer_boto3 as module
+
+    big = _item(media_root, "big/on-nfs.pdf", b"%PDF" + bytes(11 * MiB))
+    small = _item(media_root, "small.pdf", b"%PDF small")
+
+    class FailingRead:
+        def __init__(self, handle: Any) -> None:
+            self.handle, self.reads = handle, 0
+
+        def __enter__(self) -> FailingRead:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def read(self, size: int) -> bytes:
+            self.reads += 1
+            if self.reads == 2:
+                raise OSError(errno.EIO, "Input/output error")
+            return bytes(self.handle.read(size))
+
+    def failing_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        return FailingRead(builtins.open(path, *args, **kwargs))
+
+    monkeypatch.setattr(module, "open", failing_open, raising=False)
+    results = _run_once(
+        settings, engine, [big, small], workers=1, multipart_threshold=5 * MiB, part_size=5 * MiB
+    )
+    failed = results["big/on-nfs.pdf"]
+    assert not failed.ok and failed.reason == "local_missing", failed
+    assert "cannot be read" in failed.detail and "Input/output error" in failed.detail
+    assert results["small.pdf"].ok
+    assert _keys(http_client, http_bucket) == ["certificates/small.pdf"]
+    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
 
 
 def test_only_a_missing_file_counts_as_deleted(tmp_path: Path) -> None:
