@@ -44,7 +44,6 @@ from certstore._transfer_common import (
 )
 from certstore._transfer_types import (
     REASON_INVALID_KEY,
-    REASON_LOCAL_MISSING,
     REASON_S3_ERROR,
     REASON_VERIFY_FAILED,
     VERIFIED_EXISTING,
@@ -229,12 +228,8 @@ class Boto3Uploader(ConditionalPuts):
                 try:
                     handle = open(item.path, "rb")  # noqa: SIM115 - closed in finally
                 except OSError as err:
-                    raise LocalFileProblem(
-                        f"local file {item.path} vanished: {err}",
-                        reason=REASON_LOCAL_MISSING,
-                        path=str(item.path),
-                    ) from err
-                body = handle
+                    raise local_read_problem(item, err) from err
+                body = _LocalBody(item, handle)
             params: dict[str, Any] = {
                 "Bucket": self.bucket,
                 "Key": object_key,
@@ -528,3 +523,28 @@ def _read_part(item: UploadItem, handle: Any, size: int) -> bytes:
     except OSError as err:
         raise local_read_problem(item, err) from err
     return chunk
+
+
+class _LocalBody:
+    """A PUT body read from disk by botocore, whose read errors (EIO on a network share) are
+    the file's problem, reported for this item, instead of an exception that stops the run.
+    ``seek`` and ``tell`` let botocore hash the payload and rewind it for a retry."""
+
+    def __init__(self, item: UploadItem, handle: Any) -> None:
+        self._item = item
+        self._handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk: bytes = self._handle.read(size)
+        except OSError as err:
+            raise local_read_problem(self._item, err) from err
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position: int = self._handle.seek(offset, whence)
+        return position
+
+    def tell(self) -> int:
+        position: int = self._handle.tell()
+        return position
