@@ -422,7 +422,7 @@ class Boto3Uploader(ConditionalPuts):
             if not condition or not conditional_unsupported(err.code, err.status):
                 raise
             header = "If-Match" if "IfMatch" in condition else "If-None-Match"
-            self._drop_completion_condition(header, err.code)
+            self._drop_condition(header, err.code, completion=True)
         return self._call("CompleteMultipartUpload", object_key, **params)
 
     def _send_parts(

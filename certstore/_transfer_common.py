@@ -56,6 +56,15 @@ def conditional_unsupported(code: str | None, status: int | None) -> bool:
     return code == "NotImplemented" or status == 501
 
 
+#: ``(header, on the completion?)`` -> the :class:`ConditionalPuts` flag that still sends it.
+_CONDITION_FLAGS = {
+    ("If-Match", False): "_if_match",
+    ("If-None-Match", False): "_if_none_match",
+    ("If-Match", True): "_completion_if_match",
+    ("If-None-Match", True): "_completion_if_none_match",
+}
+
+
 class ConditionalPuts:
     """Which conditional PUTs an uploader still sends, and how it gives one up; both engines
     inherit it.
@@ -86,32 +95,22 @@ class ConditionalPuts:
         self.existing = "head"
         self._if_none_match = False
 
-    def _drop_condition(self, header: str, code: str | None) -> None:
-        """The endpoint answered 501 to ``header`` (``If-Match`` or ``If-None-Match``) on
-        PUT: send PUTs without it from now on."""
-        logger.warning(
-            "the endpoint refuses %s on PUT (%s); sending PUTs without it from now on",
-            header,
-            code,
-        )
-        if header == "If-Match":
-            self._if_match = False
+    def _drop_condition(self, header: str, code: str | None, *, completion: bool = False) -> None:
+        """The endpoint answered 501 to ``header`` (``If-Match`` or ``If-None-Match``) on PUT,
+        or on CompleteMultipartUpload with ``completion``: send those without it from now on
+        (the other kind keeps its conditions)."""
+        if completion:
+            operation, writes = "CompleteMultipartUpload", "completions"
         else:
-            self._if_none_match = False
-
-    def _drop_completion_condition(self, header: str, code: str | None) -> None:
-        """The endpoint answered 501 to ``header`` on CompleteMultipartUpload: complete
-        without it from now on (PUTs keep theirs)."""
+            operation, writes = "PUT", "PUTs"
         logger.warning(
-            "the endpoint refuses %s on CompleteMultipartUpload (%s); completing multipart "
-            "uploads without it from now on",
+            "the endpoint refuses %s on %s (%s); sending %s without it from now on",
             header,
+            operation,
             code,
+            writes,
         )
-        if header == "If-Match":
-            self._completion_if_match = False
-        else:
-            self._completion_if_none_match = False
+        setattr(self, _CONDITION_FLAGS[header, completion], False)
 
 
 #: How many times an engine judges a differing S3 copy and tries to replace it before giving

@@ -84,6 +84,11 @@ def _stored(client: Any, bucket: str, key: str) -> tuple[bytes, dict[str, Any]]:
     return response["Body"].read(), response
 
 
+def _open_uploads(client: Any, bucket: str) -> list[Any]:
+    """Multipart uploads still open in the bucket (each engine must abort what it started)."""
+    return list(client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
 def _keys(client: Any, bucket: str) -> list[str]:
     return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
@@ -284,7 +289,7 @@ def test_multipart_changed_file_is_aborted(
         up.close()
     assert result.reason == "local_changed"
     assert _keys(http_client, http_bucket) == []
-    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+    assert _open_uploads(http_client, http_bucket) == []
 
 
 def test_verify_fails_when_server_etag_disagrees(
@@ -1110,7 +1115,7 @@ def test_a_save_during_a_multipart_create_is_not_undone(
     assert not result.ok and result.reason == "local_changed", result
     assert len(sent) == 1
     assert _stored(http_client, http_bucket, "big/new.pdf")[0] == newer
-    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+    assert _open_uploads(http_client, http_bucket) == []
 
 
 @pytest.mark.parametrize("writer", ["router saves", "stale again once", "stale every round"])
@@ -1153,7 +1158,7 @@ def test_a_multipart_overwrite_replaces_only_the_copy_it_judged(
     finally:
         up.close()
     stored = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
-    assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert _open_uploads(s3.client, s3.bucket) == []
     if writer == "router saves":
         assert not result.ok and result.reason == "local_changed", result
         assert (stored, len(sent)) == (newer, 1)
@@ -1222,8 +1227,7 @@ def test_endpoint_without_conditional_completions_still_gets_big_files(
         Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
     )
     assert stored["Body"].read() == item.path.read_bytes()
-    uploads = s3_fault_proxy.client.list_multipart_uploads(Bucket=s3_fault_proxy.bucket)
-    assert uploads.get("Uploads", []) == []
+    assert _open_uploads(s3_fault_proxy.client, s3_fault_proxy.bucket) == []
 
 
 def test_a_failed_part_keeps_every_condition(
@@ -1246,8 +1250,7 @@ def test_a_failed_part_keeps_every_condition(
         Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
     )
     assert stored["Body"].read() == b"stale"
-    uploads = s3_fault_proxy.client.list_multipart_uploads(Bucket=s3_fault_proxy.bucket)
-    assert uploads.get("Uploads", []) == []
+    assert _open_uploads(s3_fault_proxy.client, s3_fault_proxy.bucket) == []
 
 
 class _FailingRead:
@@ -1320,7 +1323,7 @@ def test_a_read_error_in_a_big_file_is_that_files_result(
     assert "cannot be read" in failed.detail and "Input/output error" in failed.detail
     assert results["small.pdf"].ok
     assert _keys(http_client, http_bucket) == ["certificates/small.pdf"]
-    assert http_client.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+    assert _open_uploads(http_client, http_bucket) == []
 
 
 def test_only_a_missing_file_counts_as_deleted(tmp_path: Path) -> None:
