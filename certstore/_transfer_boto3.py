@@ -381,7 +381,14 @@ class Boto3Uploader(ConditionalPuts):
             ContentType=content_type(item.key),
             Metadata={"sha256": item.sha256.lower()},
         )
-        upload_id = created["UploadId"]
+        upload_id = created.get("UploadId")
+        if not upload_id:  # nothing to abort: the lifecycle policy's abort rule covers it
+            raise S3Error(
+                f"CreateMultipartUpload for s3://{self.bucket}/{object_key} returned no UploadId",
+                bucket=self.bucket,
+                key=object_key,
+                operation="CreateMultipartUpload",
+            )
         try:
             parts, digests, sent = self._send_parts(item, object_key, upload_id)
             completed = self._complete(object_key, upload_id, parts, condition)

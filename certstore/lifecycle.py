@@ -21,6 +21,13 @@ rules, not request errors: leaving such a class earlier is reported as a warning
 :func:`compare_policies` compares two configurations semantically: rules by ID, transitions as
 sets, ``Filter.Prefix`` and the deprecated top-level ``Prefix`` treated alike, so the order S3
 returns things in never matters.
+
+One addition to the background policy: ``AbortIncompleteMultipartUpload`` after
+:data:`DEFAULT_ABORT_INCOMPLETE_DAYS` days. A multipart upload whose client died (a backfill
+killed mid-file, a CreateMultipartUpload whose answer was lost and retried) keeps its parts,
+billed and invisible to listings, until someone aborts it; no client can, having lost its
+upload ID, so the bucket must. ``abort_incomplete_days=None`` (``--abort-incomplete-days 0``)
+leaves it out.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ from certstore.keys import normalize_prefix
 logger = logging.getLogger(__name__)
 
 RULE_ID = "CertificateArchival"
+
+#: Days after which S3 aborts a multipart upload nobody completed (AWS's own suggestion: 7).
+DEFAULT_ABORT_INCOMPLETE_DAYS = 7
 
 #: The lifecycle storage classes in waterfall order: a transition may only move down this list.
 STORAGE_CLASSES: tuple[str, ...] = (
@@ -105,6 +115,7 @@ class LifecyclePolicy:
     noncurrent_transitions: tuple[Transition, ...] = DEFAULT_TRANSITIONS
     rule_id: str = RULE_ID
     enabled: bool = True
+    abort_incomplete_days: int | None = DEFAULT_ABORT_INCOMPLETE_DAYS
 
     def to_configuration(self) -> dict[str, Any]:
         """The ``LifecycleConfiguration`` boto3 and ``aws s3api`` take (no expiration)."""
@@ -122,6 +133,10 @@ class LifecyclePolicy:
                 {"NoncurrentDays": t.days, "StorageClass": t.storage_class}
                 for t in sorted(self.noncurrent_transitions)
             ]
+        if self.abort_incomplete_days is not None:
+            rule["AbortIncompleteMultipartUpload"] = {
+                "DaysAfterInitiation": self.abort_incomplete_days
+            }
         return {"Rules": [rule]}
 
     def to_json(self) -> str:
@@ -136,14 +151,22 @@ def build_policy(
     transitions: Iterable[Transition] | None = None,
     noncurrent_transitions: Iterable[Transition] | None = None,
     rule_id: str = RULE_ID,
+    abort_incomplete_days: int | None = DEFAULT_ABORT_INCOMPLETE_DAYS,
 ) -> LifecyclePolicy:
     """The policy for ``prefix`` (normally ``Settings.key_prefix``), defaults from the package.
 
-    ``noncurrent_transitions`` defaults to the same schedule as ``transitions``.
+    ``noncurrent_transitions`` defaults to the same schedule as ``transitions``;
+    ``abort_incomplete_days=None`` leaves out the rule's AbortIncompleteMultipartUpload.
     """
     current = tuple(transitions) if transitions is not None else DEFAULT_TRANSITIONS
     noncurrent = tuple(noncurrent_transitions) if noncurrent_transitions is not None else current
-    return LifecyclePolicy(normalize_prefix(prefix), current, noncurrent, rule_id)
+    return LifecyclePolicy(
+        normalize_prefix(prefix),
+        current,
+        noncurrent,
+        rule_id,
+        abort_incomplete_days=abort_incomplete_days,
+    )
 
 
 def _check_schedule(label: str, schedule: Sequence[Transition]) -> tuple[list[str], list[str]]:
@@ -207,6 +230,12 @@ def policy_problems(policy: LifecyclePolicy) -> tuple[list[str], list[str]]:
         problems.append("the rule ID must be 1 to 255 characters")
     if not policy.transitions and not policy.noncurrent_transitions:
         problems.append("the rule has no transition at all")
+    days = policy.abort_incomplete_days
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        problems.append(
+            f"abort incomplete multipart uploads after {days!r} days: must be a whole number "
+            "of days, at least 1 (or none, to leave the action out)"
+        )
     for label, schedule in (
         ("transitions", policy.transitions),
         ("noncurrent transitions", policy.noncurrent_transitions),
@@ -281,6 +310,12 @@ def _rule_prefix(rule: Mapping[str, Any]) -> str | None:
     return ""
 
 
+#: Rule fields compared as their JSON text ("null" when absent).
+_ACTIONS_AS_JSON = frozenset(
+    {"Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"}
+)
+
+
 def _normalise_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     """A comparable view of one rule: order-free sets, the two prefix spellings unified."""
     filter_ = rule.get("Filter")
@@ -345,6 +380,10 @@ def compare_policies(expected: Mapping[str, Any], actual: Mapping[str, Any] | No
                 if extra:
                     detail.append(f"unexpected {_describe_transitions(extra)}")
                 differences.append(f"rule {rule_id!r}: {name} differ: {'; '.join(detail)}")
+            elif name in _ACTIONS_AS_JSON and got == "null":
+                differences.append(f"rule {rule_id!r}: the bucket has no {name}, expected {wanted}")
+            elif name in _ACTIONS_AS_JSON and wanted == "null":
+                differences.append(f"rule {rule_id!r}: the bucket has {name} {got}, expected none")
             else:
                 differences.append(
                     f"rule {rule_id!r}: {name} is {got!r} in the bucket, expected {wanted!r}"
@@ -385,6 +424,7 @@ def validate_bucket(client: Any, bucket: str, policy: LifecyclePolicy) -> Valida
 
 
 __all__ = [
+    "DEFAULT_ABORT_INCOMPLETE_DAYS",
     "DEFAULT_TRANSITIONS",
     "MIN_BILLED_DAYS",
     "MIN_DAYS_BEFORE",

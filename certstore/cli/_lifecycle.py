@@ -50,6 +50,16 @@ def _policy_options(command: Any) -> Any:
             show_default=True,
             help="ID of the lifecycle rule.",
         ),
+        click.option(
+            "--abort-incomplete-days",
+            "abort_days",
+            type=click.IntRange(min=0),
+            default=lifecycle.DEFAULT_ABORT_INCOMPLETE_DAYS,
+            show_default=True,
+            metavar="DAYS",
+            help="Abort multipart uploads nobody completed after DAYS (their parts are billed "
+            "until then); 0 leaves the action out.",
+        ),
     )
     for option in reversed(options):
         command = option(command)
@@ -57,7 +67,11 @@ def _policy_options(command: Any) -> Any:
 
 
 def _build(
-    prefix: str | None, transitions: tuple[str, ...], noncurrent: tuple[str, ...], rule_id: str
+    prefix: str | None,
+    transitions: tuple[str, ...],
+    noncurrent: tuple[str, ...],
+    rule_id: str,
+    abort_days: int,
 ) -> tuple[Settings, lifecycle.LifecyclePolicy]:
     settings = Settings.from_env()
     policy = lifecycle.build_policy(
@@ -65,6 +79,7 @@ def _build(
         transitions=_parse_transitions(transitions),
         noncurrent_transitions=_parse_transitions(noncurrent),
         rule_id=rule_id,
+        abort_incomplete_days=abort_days or None,
     )
     return settings, policy
 
@@ -94,7 +109,8 @@ def _bucket(settings: Settings, bucket: str | None) -> str:
 
 @click.group("lifecycle")
 def lifecycle_group() -> None:
-    """The bucket lifecycle policy (STANDARD -> STANDARD_IA at 30 d -> GLACIER at 365 d)."""
+    """The bucket lifecycle policy (STANDARD -> STANDARD_IA at 30 d -> GLACIER at 365 d;
+    unfinished multipart uploads aborted after 7 d)."""
 
 
 @lifecycle_group.command("show")
@@ -111,11 +127,12 @@ def show_command(
     transitions: tuple[str, ...],
     noncurrent: tuple[str, ...],
     rule_id: str,
+    abort_days: int,
     output: str,
 ) -> int:
     """Print the policy as JSON for `aws s3api put-bucket-lifecycle-configuration
     --lifecycle-configuration file://...` (checked first; a bad policy prints nothing)."""
-    _settings, policy = _build(prefix, transitions, noncurrent, rule_id)
+    _settings, policy = _build(prefix, transitions, noncurrent, rule_id, abort_days)
     if not _checked(policy):
         return EXIT_USAGE
     try:
@@ -137,10 +154,11 @@ def apply_command(
     transitions: tuple[str, ...],
     noncurrent: tuple[str, ...],
     rule_id: str,
+    abort_days: int,
 ) -> int:
     """Check the policy, put it on the bucket (replacing its lifecycle configuration), and read
     it back to confirm."""
-    settings, policy = _build(prefix, transitions, noncurrent, rule_id)
+    settings, policy = _build(prefix, transitions, noncurrent, rule_id, abort_days)
     if not _checked(policy):
         return EXIT_USAGE
     name = _bucket(settings, bucket)
@@ -169,11 +187,12 @@ def validate_command(
     transitions: tuple[str, ...],
     noncurrent: tuple[str, ...],
     rule_id: str,
+    abort_days: int,
     as_json: bool,
 ) -> int:
     """Compare the bucket's lifecycle configuration with the expected policy (order does not
     matter); exit 1 when it differs or is absent."""
-    settings, policy = _build(prefix, transitions, noncurrent, rule_id)
+    settings, policy = _build(prefix, transitions, noncurrent, rule_id, abort_days)
     if not _checked(policy):
         return EXIT_USAGE
     name = _bucket(settings, bucket)

@@ -223,11 +223,13 @@ def _validate_rule(rule: ET.Element, seen_ids: set[str]) -> None:
     if not any(rule.find(action) is not None for action in _ACTIONS):
         raise invalid_request("At least one action needs to be specified in a rule")
     for action in rule:
-        for days in action.iter("Days"):
+        for days in (*action.iter("Days"), *action.iter("DaysAfterInitiation")):
             text = days.text or ""
             if not text.isdigit() or int(text) <= 0:
                 raise invalid_argument(
-                    f"'Days' for {action.tag} action must be a positive integer", "Days", text
+                    f"'{days.tag}' for {action.tag} action must be a positive integer",
+                    days.tag,
+                    text,
                 )
 
 

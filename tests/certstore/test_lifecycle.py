@@ -30,6 +30,7 @@ def calls(http_settings: Settings) -> Iterator[tuple[Any, list[str]]]:
 
 
 def test_default_policy_is_the_background_policy_in_the_current_api_shape() -> None:
+    """The background package's rule, plus the abort of unfinished multipart uploads."""
     config = build_policy().to_configuration()
     assert config == {
         "Rules": [
@@ -45,12 +46,46 @@ def test_default_policy_is_the_background_policy_in_the_current_api_shape() -> N
                     {"NoncurrentDays": 30, "StorageClass": "STANDARD_IA"},
                     {"NoncurrentDays": 365, "StorageClass": "GLACIER"},
                 ],
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
             }
         ]
     }
     rule = config["Rules"][0]
     assert "Prefix" not in rule and "Expiration" not in rule
     assert lifecycle.check_policy(build_policy()) == []
+
+
+def test_the_abort_of_unfinished_uploads_can_be_set_or_left_out() -> None:
+    week = build_policy().to_configuration()["Rules"][0]
+    assert week["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    two = build_policy(abort_incomplete_days=2).to_configuration()["Rules"][0]
+    assert two["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
+    without = build_policy(abort_incomplete_days=None)
+    assert "AbortIncompleteMultipartUpload" not in without.to_configuration()["Rules"][0]
+    assert lifecycle.check_policy(without) == []
+
+
+@pytest.mark.parametrize("days", [0, -3, 1.5, True])
+def test_a_bad_abort_delay_is_refused_with_the_reason(days: Any) -> None:
+    with pytest.raises(LifecycleError, match="at least 1") as info:
+        lifecycle.check_policy(build_policy(abort_incomplete_days=days))
+    assert any("abort incomplete multipart uploads" in p for p in info.value.problems)
+
+
+def test_a_bucket_with_the_background_policy_lacks_the_abort() -> None:
+    """A bucket set up from the background package's JSON (no abort action) is reported, so
+    ``lifecycle validate`` tells the operator to apply the policy again."""
+    background = build_policy(abort_incomplete_days=None).to_configuration()
+    differences = lifecycle.compare_policies(build_policy().to_configuration(), background)
+    assert differences == [
+        "rule 'CertificateArchival': the bucket has no AbortIncompleteMultipartUpload, "
+        'expected {"DaysAfterInitiation": 7}'
+    ]
+    extra = lifecycle.compare_policies(background, build_policy().to_configuration())
+    assert extra == [
+        "rule 'CertificateArchival': the bucket has AbortIncompleteMultipartUpload "
+        '{"DaysAfterInitiation": 7}, expected none'
+    ]
 
 
 def test_json_is_what_the_aws_cli_takes() -> None:
@@ -134,6 +169,7 @@ def test_comparison_ignores_order_and_the_prefix_spelling() -> None:
                     reversed(rule["NoncurrentVersionTransitions"])
                 ),
                 "Transitions": list(reversed(rule["Transitions"])),
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
                 "Status": "Enabled",
                 "Prefix": "certificates/",
                 "ID": "CertificateArchival",
@@ -221,7 +257,14 @@ def test_cli_show_apply_validate(
     assert main(["lifecycle", "apply"]) == 0
     assert "matches" in capsys.readouterr().out
     assert main(["lifecycle", "validate", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert report["actual"]["Rules"][0]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
+    # a policy without the abort is a different policy
+    assert main(["lifecycle", "validate", "--abort-incomplete-days", "0"]) == 1
+    assert "AbortIncompleteMultipartUpload" in capsys.readouterr().out
     # the bucket drifts: someone shortened the archive transition by hand
     drifted = build_policy(transitions=[Transition(30, "STANDARD_IA"), Transition(200, "GLACIER")])
     http_client.put_bucket_lifecycle_configuration(
@@ -242,6 +285,20 @@ def test_cli_refuses_a_bad_policy_and_sends_nothing(
     assert "nothing sent" in err and "STANDARD_IA at 7 days" in err
     assert lifecycle.read_configuration(http_client, cli_env) is None
     assert main(["lifecycle", "show", "--transition", "soon:GLACIER"]) == 2
+    assert main(["lifecycle", "apply", "--abort-incomplete-days", "-1"]) == 2
+    assert "--abort-incomplete-days" in capsys.readouterr().err
+    assert lifecycle.read_configuration(http_client, cli_env) is None
+
+
+def test_cli_show_sets_or_leaves_out_the_abort(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "lifecycle.json"
+    assert main(["lifecycle", "show", "-o", str(out), "--abort-incomplete-days", "3"]) == 0
+    rule = json.loads(out.read_text())["Rules"][0]
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 3}
+    assert main(["lifecycle", "show", "-o", str(out), "--abort-incomplete-days", "0"]) == 0
+    assert "AbortIncompleteMultipartUpload" not in json.loads(out.read_text())["Rules"][0]
 
 
 def test_cli_show_to_a_folder_or_a_missing_one_is_a_usage_error(

@@ -1230,6 +1230,52 @@ def test_endpoint_without_conditional_completions_still_gets_big_files(
     assert _open_uploads(s3_fault_proxy.client, s3_fault_proxy.bucket) == []
 
 
+def test_a_lost_answer_to_create_multipart_upload_costs_an_orphan_not_the_file(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path
+) -> None:
+    """The answer to CreateMultipartUpload arrives garbled, so botocore retries and a second
+    upload carries the file. The first one's ID was never known: it stays open, which is what
+    the lifecycle policy's AbortIncompleteMultipartUpload is for (docs/transfer.md)."""
+    item = _big_stale_copy(s3_fault_proxy, tmp_path, stale=False)
+    up = _multipart_uploader(s3_fault_proxy, engine)
+    s3_fault_proxy.inject("corrupt_body", "CreateMultipartUpload", times=1)
+    try:
+        result = _run(up, [item])["big/old.pdf"]
+    finally:
+        up.close()
+    assert result.ok and result.verified_by == "etag-md5", result
+    assert s3_fault_proxy.attempts("CreateMultipartUpload") == 2
+    stored = s3_fault_proxy.client.get_object(
+        Bucket=s3_fault_proxy.bucket, Key="certificates/big/old.pdf"
+    )
+    assert stored["Body"].read() == item.path.read_bytes()
+    orphans = _open_uploads(s3_fault_proxy.client, s3_fault_proxy.bucket)
+    assert [upload["Key"] for upload in orphans] == ["certificates/big/old.pdf"]
+
+
+def test_create_multipart_upload_without_an_upload_id_is_that_files_s3_error(
+    s3_fault_proxy: Any, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = _big_stale_copy(s3_fault_proxy, tmp_path, stale=False)
+    up = _multipart_uploader(s3_fault_proxy, engine)
+    multipart = up if engine == "boto3" else up._multipart_engine()
+    real_call = multipart._call
+
+    def without_upload_id(operation: str, key: str, **params: Any) -> dict[str, Any]:
+        response = real_call(operation, key, **params)
+        if operation == "CreateMultipartUpload":
+            response.pop("UploadId")
+        return response
+
+    monkeypatch.setattr(multipart, "_call", without_upload_id)
+    try:
+        result = _run(up, [item])["big/old.pdf"]
+    finally:
+        up.close()
+    assert not result.ok and result.reason == "s3_error"
+    assert "returned no UploadId" in result.detail
+
+
 def test_a_failed_part_keeps_every_condition(
     s3_fault_proxy: Any, engine: str, tmp_path: Path
 ) -> None:

@@ -547,6 +547,15 @@ def test_lifecycle_put_get_delete(client: Any, bucket: str) -> None:
             {"ID": "x", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 0}},
             "InvalidArgument",
         ),
+        (
+            {
+                "ID": "x",
+                "Filter": {},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 0},
+            },
+            "InvalidArgument",
+        ),
         ({"ID": "x", "Filter": {}, "Status": "Enabled"}, "InvalidRequest"),
     ],
 )
