@@ -577,6 +577,54 @@ def test_obstore_scripts_exit_normally_after_uploading(
     assert codes == [0] * 12
 
 
+_IMPORTS_SCRIPT = """
+import hashlib, sys
+from pathlib import Path
+from certstore.config import Settings
+from certstore.transfer import UploadItem, make_uploader
+def item(path):
+    data = path.read_bytes()
+    return UploadItem(f"imports/{path.name}", path, hashlib.sha256(data).hexdigest(), len(data))
+up = make_uploader(Settings.from_env(), engine="obstore", workers=2,
+                   multipart_threshold=5 * 2**20, part_size=5 * 2**20)
+up.check_bucket()
+small = [item(p) for p in sorted(Path(sys.argv[1]).glob("small-*"))]
+assert all(r.ok for r in up.upload(small))
+print("after small files:", "boto3" in sys.modules, "botocore" in sys.modules)
+assert all(r.ok for r in up.upload([item(Path(sys.argv[1]) / "big.pdf")]))
+print("after a big file:", "boto3" in sys.modules)
+up.close()
+"""
+
+
+def test_the_obstore_engine_imports_boto3_only_for_a_big_file(
+    settings: Settings, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 and botocore cost ~0.2 s of CPU to import and build a client; the obstore
+    engine's runs of small files must not pay it (docs/transfer.md: imported when the first
+    big file comes)."""
+    if not obstore_available():
+        pytest.skip("obstore is not installed (the fast extra)")
+    import subprocess
+    import sys
+
+    for n in range(5):
+        (media_root / f"small-{n}.pdf").write_bytes(b"%%PDF small %d" % n)
+    (media_root / "big.pdf").write_bytes(b"%PDF" + bytes(6 * MiB))
+    monkeypatch.setenv("AWS_S3_ENDPOINT_URL", str(settings.endpoint_url))
+    monkeypatch.setenv("AWS_STORAGE_BUCKET_NAME", str(settings.bucket))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_SCRIPT, str(media_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["after small files: False False", "after a big file: True"]
+
+
 def test_check_bucket_tells_missing_bucket_and_dead_endpoint(
     settings: Settings, http_settings: Settings, engine: str
 ) -> None:
