@@ -435,6 +435,10 @@ class Boto3Uploader(ConditionalPuts):
     def _send_parts(
         self, item: UploadItem, object_key: str, upload_id: str
     ) -> tuple[list[dict[str, Any]], list[bytes], int]:
+        """Read, hash and send the parts in order, the next part read and hashed while the
+        previous one goes up (on a thread of its own: hashing and sending both release the
+        GIL). So at most two parts are in memory per file, and no part is still on its way
+        when this returns or raises: the caller may abort at once."""
         sha = hashlib.sha256()
         parts: list[dict[str, Any]] = []
         digests: list[bytes] = []
@@ -443,35 +447,56 @@ class Boto3Uploader(ConditionalPuts):
             handle = open(item.path, "rb")  # noqa: SIM115 - closed below
         except OSError as err:
             raise local_read_problem(item, err) from err
-        with handle:
-            number = 0
-            while chunk := _read_part(item, handle, self.part_size):
-                number += 1
-                sha.update(chunk)
-                digest = md5_hasher()
-                digest.update(chunk)
-                md5_raw = digest.digest()
-                response = self._call(
-                    "UploadPart",
-                    object_key,
-                    Bucket=self.bucket,
-                    Key=object_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=chunk,
-                    ContentMD5=_b64(md5_raw),
-                )
-                if clean_etag(response.get("ETag")) != md5_raw.hex():
-                    raise VerifyFailed(
-                        f"s3://{self.bucket}/{object_key}: part {number} ETag "
-                        f"{clean_etag(response.get('ETag'))} != MD5 {md5_raw.hex()}"
+        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certstore-part")
+        in_flight: Future[dict[str, Any]] | None = None
+        try:
+            with handle:
+                number = 0
+                while chunk := _read_part(item, handle, self.part_size):
+                    number += 1
+                    sha.update(chunk)
+                    digest = md5_hasher()
+                    digest.update(chunk)
+                    md5_raw = digest.digest()
+                    if in_flight is not None:
+                        parts.append(in_flight.result())
+                    in_flight = sender.submit(
+                        self._send_part, object_key, upload_id, number, chunk, md5_raw
                     )
-                parts.append({"PartNumber": number, "ETag": response["ETag"]})
-                digests.append(md5_raw)
-                sent += len(chunk)
+                    digests.append(md5_raw)
+                    sent += len(chunk)
+                    del chunk  # the sender holds it until sent: two parts at most
+            if in_flight is not None:
+                parts.append(in_flight.result())
+                in_flight = None
+        finally:
+            if in_flight is not None:  # an error here: let the part in flight end first
+                wait([in_flight])
+            sender.shutdown(wait=True)
         check_size(item, sent)
         check_sha256(item, sha.hexdigest())
         return parts, digests, sent
+
+    def _send_part(
+        self, object_key: str, upload_id: str, number: int, chunk: bytes, md5_raw: bytes
+    ) -> dict[str, Any]:
+        """UploadPart with its Content-MD5; the part's ETag must be that MD5."""
+        response = self._call(
+            "UploadPart",
+            object_key,
+            Bucket=self.bucket,
+            Key=object_key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=chunk,
+            ContentMD5=_b64(md5_raw),
+        )
+        if clean_etag(response.get("ETag")) != md5_raw.hex():
+            raise VerifyFailed(
+                f"s3://{self.bucket}/{object_key}: part {number} ETag "
+                f"{clean_etag(response.get('ETag'))} != MD5 {md5_raw.hex()}"
+            )
+        return {"PartNumber": number, "ETag": response["ETag"]}
 
     def _abort(self, object_key: str, upload_id: str) -> None:
         try:

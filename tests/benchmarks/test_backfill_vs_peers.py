@@ -87,6 +87,9 @@ def test_ratios_and_targets_pass_and_fail(bench: ModuleType, tmp_path: Path) -> 
     flat = bench.ratios(bench.summarise(slow, data), ["moto"])
     assert flat["moto_vs_fastest_peer_ratio"] == pytest.approx(0.5)
     assert bench.targets(flat)["target_moto_vs_fastest_peer_met"] is False
+    # the targets are set for 2,000 x 50 KiB: one big file or --quick judges none of them
+    for data_set in ((1, 204800), (200, 50)):
+        assert set(bench.targets(flat, data_set).values()) == {None}
 
 
 def test_failed_runs_are_not_counted(bench: ModuleType, tmp_path: Path) -> None:

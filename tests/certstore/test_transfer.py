@@ -276,6 +276,51 @@ def test_a_big_file_goes_up_in_bounded_memory(
     assert head["ContentLength"] == size
 
 
+def test_the_next_part_is_read_while_the_previous_one_goes_up(
+    settings: Settings, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading and hashing part n+1 overlaps sending part n (both release the GIL): each
+    UploadPart waits, up to 10 s, for the next read to have happened. Sent in turn, each part
+    would wait the full time and see only its own read."""
+    import threading
+    import time
+
+    import certstore._transfer_boto3 as module
+
+    reads: list[int] = []
+    read_happened = threading.Condition()
+    real_read, real_send = module._read_part, Boto3Uploader._send_part
+
+    def counted_read(*args: Any) -> bytes:
+        chunk = real_read(*args)
+        with read_happened:
+            reads.append(len(chunk))
+            read_happened.notify_all()
+        return chunk
+
+    seen: list[tuple[int, int]] = []
+
+    def send_after_next_read(
+        self: Boto3Uploader, key: str, upload: str, number: int, *rest: Any
+    ) -> Any:
+        deadline = time.monotonic() + 10
+        with read_happened:
+            while len(reads) <= number and time.monotonic() < deadline:
+                read_happened.wait(0.05)
+            seen.append((number, len(reads)))
+        return real_send(self, key, upload, number, *rest)
+
+    monkeypatch.setattr(module, "_read_part", counted_read)
+    monkeypatch.setattr(Boto3Uploader, "_send_part", send_after_next_read)
+    item = _item(tmp_path, "big/three-parts.pdf", b"%PDF" + bytes(14 * MiB))
+    result = _run_once(
+        settings, engine, [item], workers=1, multipart_threshold=5 * MiB, part_size=5 * MiB
+    )["big/three-parts.pdf"]
+    assert result.ok and result.etag and result.etag.endswith("-3"), result
+    assert seen == [(1, 2), (2, 3), (3, 4)]  # the 4th read is the empty one at the end
+    assert reads[-1] == 0
+
+
 def test_multipart_changed_file_is_aborted(
     settings: Settings, engine: str, media_root: Path, http_client: Any, http_bucket: str
 ) -> None:
