@@ -310,10 +310,8 @@ def _rule_prefix(rule: Mapping[str, Any]) -> str | None:
     return ""
 
 
-#: Rule fields compared as their JSON text ("null" when absent).
-_ACTIONS_AS_JSON = frozenset(
-    {"Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"}
-)
+#: Rule fields compared as their JSON text ("null" when absent), in report order.
+_ACTIONS_AS_JSON = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload")
 
 
 def _normalise_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,13 +332,10 @@ def _normalise_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
             (t.get("NoncurrentDays"), t.get("NewerNoncurrentVersions"), t.get("StorageClass"))
             for t in rule.get("NoncurrentVersionTransitions", [])
         ),
-        "Expiration": json.dumps(rule.get("Expiration"), sort_keys=True, default=str),
-        "NoncurrentVersionExpiration": json.dumps(
-            rule.get("NoncurrentVersionExpiration"), sort_keys=True, default=str
-        ),
-        "AbortIncompleteMultipartUpload": json.dumps(
-            rule.get("AbortIncompleteMultipartUpload"), sort_keys=True, default=str
-        ),
+        **{
+            name: json.dumps(rule.get(name), sort_keys=True, default=str)
+            for name in _ACTIONS_AS_JSON
+        },
     }
 
 
